@@ -1,0 +1,5 @@
+"""`python -m skyplan` runs the CLI."""
+
+from skyplan.cli import main
+
+main()

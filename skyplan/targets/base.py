@@ -1,0 +1,90 @@
+"""The one interface every target (aws, gcp, azure, local, ssh) plugs in through.
+
+A target is like a SQL dialect in sqlglot: a table of facts and a few methods, never an
+if/else on its name elsewhere. Adding a target = one module here, one template folder under
+`templates/<name>/`, one Terraform module under `modules/<name>-node/`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar
+
+from skyplan.models import FailureScope, Offering, Spec, TaskPlacement
+
+
+@dataclass(frozen=True)
+class ProviderPin:
+    """A provider requirement rendered into `terraform.tf`."""
+
+    local_name: str  # "aws", "google", "google-beta", "azurerm"
+    source: str  # "hashicorp/aws"
+    version: str  # "~> 6.25"
+    schema_file: str  # file name in ../shared/provider-schemas/, for the schema check
+
+
+@dataclass(frozen=True)
+class StackTask:
+    """What a stack needs to know about one task placed on its target."""
+
+    placement: TaskPlacement
+    cloud_init: str  # the full #cloud-config text for this task (already size-checked)
+    executor: str  # the plain executor script (local/ssh run it directly)
+    wave: int  # DAG depth: tasks of wave k run after every task of waves < k finished
+    depends_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StackContext:
+    """Everything `Target.render_stack` may read. Pure data: rendering does no I/O."""
+
+    plan_name: str
+    spec: Spec
+    tasks: tuple[StackTask, ...]  # the tasks placed on this target, in topological order
+    storage: str  # base URI where this run's task outputs are staged
+    terraform_version: str  # constraint, e.g. ">= 1.5.0"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A classified provisioning failure."""
+
+    scope: FailureScope
+    code: str  # the cloud's error code or our own short name ("InsufficientInstanceCapacity")
+    message: str
+
+
+class Target(abc.ABC):
+    """A place tasks can run, seen by the optimizer, the renderer and the apply loop."""
+
+    name: ClassVar[str]
+    providers: ClassVar[tuple[ProviderPin, ...]] = ()
+    # Whether the optimizer considers this target when the spec does not name it.
+    enabled_by_default: ClassVar[bool] = True
+
+    def offerings(self, spec: Spec) -> list[Offering]:
+        """Offerings this target adds beyond the shipped price catalog (local slots, ssh hosts)."""
+        return []
+
+    @abc.abstractmethod
+    def render_stack(self, ctx: StackContext) -> dict[str, str]:
+        """Return the root stack's files, relative to `DIR/<target>/`, as text.
+
+        Must be a pure function of `ctx`: same input ⇒ byte-identical output."""
+
+    def module_name(self) -> str:
+        """Folder under `modules/` that this target's stacks reference (copied into DIR)."""
+        return f"{self.name}-node"
+
+    @abc.abstractmethod
+    def classify_failure(self, message: str) -> Failure | None:
+        """Map an error text (a Terraform diagnostic's summary + detail) to what it rules out.
+
+        Return None when the text is not recognised as a provisioning failure of this target."""
+
+    def storage_uri(self, base: str | None, plan_name: str) -> str:
+        """Where a run stages task inputs/outputs for this target, given the spec's `storage`."""
+        if base:
+            return f"{base.rstrip('/')}/{plan_name}"
+        return f"file://.skyplan-storage/{plan_name}"
