@@ -198,6 +198,9 @@ class Spec:
     pools: tuple[Pool, ...] = ()
     source_file: str = "<spec>"
     source_sha256: str = ""
+    # Things the spec stage accepted but the user should hear about (e.g. a secret's value
+    # written in the file was dropped); the CLI prints them, PLAN.md lists them.
+    warnings: tuple[str, ...] = ()
 
     def task(self, name: str) -> Task:
         for t in self.tasks:

@@ -11,7 +11,7 @@ import abc
 from dataclasses import dataclass
 from typing import ClassVar
 
-from skyplan.models import FailureScope, Offering, Spec, TaskPlacement
+from skyplan.models import FailureScope, Offering, Quota, Spec, TaskPlacement
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,11 @@ class Target(abc.ABC):
     def offerings(self, spec: Spec) -> list[Offering]:
         """Offerings this target adds beyond the shipped price catalog (local slots, ssh hosts)."""
         return []
+
+    def capacity(self, spec: Spec) -> tuple[Quota, ...]:
+        """Concurrency limits of this target's own machines (slots per local zone, per ssh host),
+        expressed as quotas so the optimizer treats them like cloud quotas."""
+        return ()
 
     @abc.abstractmethod
     def render_stack(self, ctx: StackContext) -> dict[str, str]:

@@ -1,0 +1,416 @@
+"""The `skyplan` command line: compile, apply, status, destroy, catalog, diff.
+
+Commands import their stage modules lazily so `skyplan --help` starts fast. Every user error is a
+`SkyplanError` carrying its exit code (DESIGN.md "CLI"); none prints a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import click
+
+from skyplan import __version__
+from skyplan.errors import EXIT_BAD_INPUT, SkyplanError
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def _fail(exc: SkyplanError, as_json: bool) -> NoReturn:
+    if as_json:
+        doc: dict[str, Any] = {"error": exc.message, "exit_code": exc.exit_code}
+        reasons = getattr(exc, "reasons", ())
+        if reasons:
+            doc["reasons"] = list(reasons)
+        click.echo(json.dumps(doc, sort_keys=True))
+    else:
+        _console(stderr=True).print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+        for reason in getattr(exc, "reasons", ()) or ():
+            if reason not in exc.message:
+                _console(stderr=True).print(f"  - {reason}", markup=False)
+    sys.exit(exc.exit_code)
+
+
+def _guard(as_json: bool, fn: Callable[[], int | None]) -> None:
+    try:
+        code = fn()
+    except SkyplanError as exc:
+        _fail(exc, as_json)
+    except KeyboardInterrupt:
+        _console(stderr=True).print("interrupted")
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+class _Group(click.Group):
+    """Suggests the closest command for a typo, like pip does."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else None
+        if name and name not in self.commands and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.commands), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            ctx.fail(f"unknown command '{name}'{hint}")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="skyplan")
+def main() -> None:
+    """Place batch job DAGs across clouds; compile the placement to reviewable Terraform."""
+
+
+# ---------------------------------------------------------------------------------------------
+# compile
+# ---------------------------------------------------------------------------------------------
+
+
+def default_out_dir(spec_path: str | Path) -> Path:
+    """`skyplan-out/<spec file stem>`: where compile writes when `-o` is not given."""
+    return Path("skyplan-out") / Path(spec_path).stem
+
+
+def print_placement(doc: dict[str, Any]) -> None:
+    """The PLAN.md placement table, on the terminal."""
+    from rich.table import Table
+
+    from skyplan.planfile import PLACEMENT_HEADERS, placement_rows
+
+    table = Table(title=f"plan {doc['name']}", title_justify="left")
+    for header in PLACEMENT_HEADERS:
+        table.add_column(header, justify="right" if header in ("hours", "compute", "egress") else "left")
+    for row in placement_rows(doc):
+        table.add_row(*row)
+    console = _console()
+    console.print(table)
+    compute = sum(t["compute_cost"] for t in doc["tasks"])
+    egress = sum(t["egress_cost"] for t in doc["tasks"])
+    console.print(
+        f"total [bold]${doc['total_cost']:,.2f}[/] (compute ${compute:,.2f} + egress ${egress:,.2f}), "
+        f"makespan [bold]{doc['makespan_hours']:g} h[/], solver {doc['solver']['status']} "
+        f"in {doc['solver']['wall_s']:.2f} s"
+    )
+    base = doc.get("baseline_single_region")
+    if base and base["total_cost"] - doc["total_cost"] > 0.005:
+        saved = base["total_cost"] - doc["total_cost"]
+        console.print(f"saves ${saved:,.2f} against the best single-region plan ({base['location']})")
+    if any(not t.get("hours_estimated", True) for t in doc["tasks"]):
+        console.print("* no hours given: planned as 1 hour (SkyPilot's default estimate)")
+
+
+def _print_explain(doc: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = _console()
+    if doc.get("runners_up"):
+        table = Table(title="runner-up per task (everything else re-optimized)", title_justify="left")
+        for header in ("task", "location", "instance", "plan total", "Δ", "makespan"):
+            table.add_column(header)
+        for r in doc["runners_up"]:
+            where = " / ".join(x for x in (r["cloud"], r["region"], r["zone"]) if x)
+            table.add_row(
+                r["task"],
+                where,
+                r["instance_type"] + (" spot" if r["spot"] else ""),
+                f"${r['total_cost']:,.2f}",
+                f"{r['total_cost'] - doc['total_cost']:+,.2f}",
+                f"{r['makespan_hours']:g} h",
+            )
+        console.print(table)
+    tight = doc["constraints"].get("tight") or []
+    console.print(f"binding constraints: {', '.join(tight) if tight else 'none'}")
+    s = doc["solver"]
+    console.print(
+        f"solver: {s['status']}, gap {s['gap']:.4%}, {s['wall_s']:.2f} s, {s['variables']} variables, "
+        f"{s['constraints']} constraints, candidates {s['candidates_before_pruning']} → "
+        f"{s['candidates_after_pruning']}, {s['workers']} workers, seed {s['seed']}"
+    )
+
+
+def _print_pareto(doc: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="cost / makespan frontier", title_justify="left")
+    table.add_column("makespan", justify="right")
+    table.add_column("total cost", justify="right")
+    for p in doc.get("pareto", []):
+        table.add_row(f"{p['makespan_hours']:g} h", f"${p['total_cost']:,.2f}")
+    _console().print(table)
+
+
+@main.command("compile")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output directory [skyplan-out/<spec>].")
+@click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False), help="Use this price catalog directory.")
+@click.option("--exclude-zone", "exclusions", multiple=True, metavar="Z", help="Zone, region or cloud to avoid (repeatable).")
+@click.option("--objective", type=click.Choice(["cost", "time"]), help="Override the spec's objective.")
+@click.option("--pareto", is_flag=True, help="Also compute the cost/makespan frontier.")
+@click.option("--explain", is_flag=True, help="Show runner-up placements, binding constraints and solver statistics.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the plan) instead of tables.")
+def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, explain, as_json) -> None:
+    """Solve SPEC and write the Terraform stacks, cloud-init executors, plan.json and PLAN.md."""
+
+    def run() -> int:
+        from skyplan.models import Objective
+        from skyplan.pipeline import compile_plan
+
+        out = Path(out_dir) if out_dir else default_out_dir(spec)
+        status = None
+        if not as_json and sys.stderr.isatty():
+            status = _console(stderr=True).status("solving…")
+            status.start()
+        try:
+            result = compile_plan(
+                spec,
+                out,
+                catalog_dir=catalog_dir,
+                exclusions=exclusions,
+                objective=Objective(objective) if objective else None,
+                pareto=pareto,
+                explain=explain,
+            )
+        finally:
+            if status:
+                status.stop()
+        doc = result.plan_doc
+        if as_json:
+            click.echo(json.dumps({"out_dir": str(out), "plan": doc}, sort_keys=True, indent=2))
+            return 0
+        print_placement(doc)
+        if pareto:
+            _print_pareto(doc)
+        if explain:
+            _print_explain(doc)
+        stacks = sorted({t["cloud"] for t in doc["tasks"]})
+        _console().print(
+            f"wrote {out}/ (plan.json, PLAN.md, {', '.join(s + '/' for s in stacks)} cloud-init/) "
+            f"in {sum(result.timings.values()):.2f} s"
+        )
+        return 0
+
+    _guard(as_json, run)
+
+
+# ---------------------------------------------------------------------------------------------
+# apply / status / destroy
+# ---------------------------------------------------------------------------------------------
+
+
+@main.command("apply")
+@click.argument("target", type=click.Path())
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output directory when TARGET is a spec.")
+@click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False), help="Price catalog for (re)compiles.")
+@click.option("--auto-approve", is_flag=True, help="Do not ask before creating paid cloud resources.")
+@click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 100), help="Failover attempts.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one event per line).")
+def apply_cmd(target, out_dir, catalog_dir, auto_approve, max_attempts, as_json) -> None:
+    """Compile SPEC (or take a compiled DIR), run it through Terraform in DAG order, fail over, tear down."""
+
+    def run() -> int:
+        from skyplan import apply as apply_mod
+
+        path = Path(target)
+        if path.is_dir():
+            directory = path
+        elif path.is_file():
+            directory = Path(out_dir) if out_dir else default_out_dir(path)
+        else:
+            raise SkyplanError(f"{target}: no such spec file or plan directory")
+        return apply_mod.run_cli(
+            path,
+            directory,
+            catalog_dir=catalog_dir,
+            auto_approve=auto_approve,
+            max_attempts=max_attempts,
+            as_json=as_json,
+            interactive=sys.stdin.isatty() and not as_json,
+        )
+
+    _guard(as_json, run)
+
+
+@main.command("status")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def status_cmd(directory, as_json) -> None:
+    """Show each task's state, zone, attempt and cost so far."""
+
+    def run() -> int:
+        from skyplan import apply as apply_mod
+
+        return apply_mod.status_cli(Path(directory), as_json=as_json)
+
+    _guard(as_json, run)
+
+
+@main.command("destroy")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def destroy_cmd(directory, as_json) -> None:
+    """Remove everything a run in DIRECTORY created."""
+
+    def run() -> int:
+        from skyplan import apply as apply_mod
+
+        return apply_mod.destroy_cli(Path(directory), as_json=as_json)
+
+    _guard(as_json, run)
+
+
+# ---------------------------------------------------------------------------------------------
+# catalog
+# ---------------------------------------------------------------------------------------------
+
+
+@main.group("catalog")
+def catalog_group() -> None:
+    """Query or rebuild the price catalog."""
+
+
+@catalog_group.command("show")
+@click.option("--cloud", type=click.Choice(["aws", "gcp", "azure"]))
+@click.option("--accelerator", help="Only offerings with this accelerator (e.g. A100, tpu-v5p-8).")
+@click.option("--region", help="Only this region (glob).")
+@click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False))
+@click.option("--limit", default=50, show_default=True, help="Rows to show (0 = all); cheapest first.")
+@click.option("--json", "as_json", is_flag=True)
+def catalog_show(cloud, accelerator, region, catalog_dir, limit, as_json) -> None:
+    """List offerings, cheapest on-demand first."""
+
+    def run() -> int:
+        import fnmatch
+
+        from skyplan.catalog import catalog_rows, known_accelerators, load_catalog
+
+        catalog = load_catalog(catalog_dir)
+        if accelerator and accelerator.lower() not in {a.lower() for a in known_accelerators(catalog)}:
+            import difflib
+
+            close = difflib.get_close_matches(accelerator, known_accelerators(catalog), n=5, cutoff=0.4)
+            raise SkyplanError(
+                f"unknown accelerator {accelerator!r}" + (f"; did you mean: {', '.join(close)}?" if close else "")
+            )
+        rows = catalog_rows(catalog, cloud=cloud, accelerator=accelerator)
+        if region:
+            rows = [o for o in rows if fnmatch.fnmatch(o.location.region, region)]
+        rows.sort(
+            key=lambda o: (
+                o.price if o.price is not None else float("inf"),
+                o.location.key,
+                o.instance_type,
+            )
+        )
+        total = len(rows)
+        if limit:
+            rows = rows[:limit]
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "catalog": {"date": catalog.info.date, "fingerprint": catalog.info.fingerprint},
+                        "total": total,
+                        "offerings": [
+                            {
+                                "cloud": o.location.cloud,
+                                "region": o.location.region,
+                                "zone": o.location.zone,
+                                "instance_type": o.instance_type,
+                                "accelerator": o.accelerator,
+                                "accelerator_count": o.accelerator_count,
+                                "vcpus": o.vcpus,
+                                "memory_gib": o.memory_gib,
+                                "price": o.price,
+                                "spot_price": o.spot_price,
+                            }
+                            for o in rows
+                        ],
+                    },
+                    sort_keys=True,
+                    indent=2,
+                )
+            )
+            return 0
+        from rich.table import Table
+
+        table = Table(title=f"catalog {catalog.info.date} ({len(rows)} of {total})", title_justify="left")
+        for header in ("cloud", "region", "zone", "instance", "accelerator", "vCPUs", "GiB", "$/h", "spot $/h"):
+            table.add_column(header, justify="right" if header in ("vCPUs", "GiB", "$/h", "spot $/h") else "left")
+        for o in rows:
+            table.add_row(
+                o.location.cloud,
+                o.location.region,
+                o.location.zone or "—",
+                o.instance_type,
+                f"{o.accelerator}×{o.accelerator_count}" if o.accelerator else "—",
+                f"{o.vcpus:g}" if o.vcpus else "—",
+                f"{o.memory_gib:g}" if o.memory_gib else "—",
+                f"{o.price:.4f}" if o.price is not None else "—",
+                f"{o.spot_price:.4f}" if o.spot_price is not None else "—",
+            )
+        _console().print(table)
+        return 0
+
+    _guard(as_json, run)
+
+
+@catalog_group.command("refresh")
+@click.argument("cloud", type=click.Choice(["aws", "gcp", "azure"]))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory to write <cloud>.csv into [~/.cache/skyplan/catalog]; use it with --catalog.")
+@click.option("--region", "regions", multiple=True, help="Only these regions (repeatable).")
+def catalog_refresh(cloud, out_dir, regions) -> None:
+    """Rebuild CLOUD's prices from the cloud's own price API (read-only; needs that cloud's credentials)."""
+
+    def run() -> int:
+        from skyplan.refresh import refresh
+
+        out = Path(out_dir) if out_dir else Path(os.path.expanduser("~/.cache/skyplan/catalog"))
+        out.mkdir(parents=True, exist_ok=True)
+        console = _console(stderr=True)
+        path = refresh(cloud, out, regions=list(regions) or None, progress=lambda msg: console.print(msg))
+        _console().print(f"wrote {path}; use it with --catalog {out}")
+        return 0
+
+    _guard(False, run)
+
+
+# ---------------------------------------------------------------------------------------------
+# diff
+# ---------------------------------------------------------------------------------------------
+
+
+@main.command("diff")
+@click.argument("old_dir", type=click.Path(file_okay=False))
+@click.argument("new_dir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+def diff_cmd(old_dir, new_dir, fmt) -> None:
+    """Placement and cost change between two compiled plans (for PR comments)."""
+
+    def run() -> int:
+        from skyplan.planfile import diff_markdown, diff_plans, read_plan
+
+        diff = diff_plans(read_plan(old_dir), read_plan(new_dir))
+        if fmt == "json":
+            click.echo(json.dumps(diff, sort_keys=True, indent=2))
+        else:
+            click.echo(diff_markdown(diff), nl=False)
+        return 0
+
+    _guard(fmt == "json", run)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+
+__all__ = ["main", "EXIT_BAD_INPUT"]

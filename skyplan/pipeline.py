@@ -1,0 +1,179 @@
+"""The compile pipeline as data: spec → catalog → candidates → placement → files on disk.
+
+`compile_plan` is what `skyplan compile` runs and what the apply loop re-runs on failover (with
+more exclusions and the previous placement as a hint). Each step is one stage module; this file
+only wires them, in the order of DESIGN.md's picture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from skyplan.models import Catalog, Objective, Offering, Placement, Quota, Spec
+
+RUN_STATE_DIR = ".skyplan"
+SPEC_COPY = f"{RUN_STATE_DIR}/spec.yaml"
+EXCLUSIONS_FILE = f"{RUN_STATE_DIR}/exclusions.json"
+
+Progress = Callable[[str, float], None]  # (stage name, seconds it took)
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    spec: Spec
+    catalog: Catalog
+    placement: Placement
+    out_dir: Path
+    plan_doc: dict
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Solved:
+    """A placement and everything it was decided from, before anything is written."""
+
+    spec: Spec
+    catalog: Catalog
+    placement: Placement
+    plan_doc: dict
+    timings: dict[str, float]
+
+
+def _targets_extras(spec: Spec) -> tuple[list[Offering], tuple[Quota, ...], dict[str, bool]]:
+    """Offerings and capacity quotas that targets add on top of the price catalog."""
+    from skyplan.targets import get_target, target_names
+
+    offerings: list[Offering] = []
+    capacity: list[Quota] = []
+    enabled: dict[str, bool] = {}
+    for name in target_names():
+        target = get_target(name)
+        extra = target.offerings(spec)
+        offerings.extend(extra)
+        capacity.extend(target.capacity(spec))
+        # A target with its own machines (ssh pools) takes part whenever it has machines.
+        enabled[name] = target.enabled_by_default or (bool(extra) and name != "local")
+    return offerings, tuple(capacity), enabled
+
+
+def solve_spec(
+    spec_path: str | Path,
+    *,
+    catalog_dir: str | Path | None = None,
+    exclusions: Sequence[str] = (),
+    objective: Objective | None = None,
+    hint: Placement | None = None,
+    pareto: bool = False,
+    explain: bool = False,
+    progress: Progress | None = None,
+) -> Solved:
+    """Parse, load, prune and solve; return the placement and its plan document (no I/O beyond reads)."""
+    from skyplan.candidates import build_candidates, parse_exclusions, quota_limits
+    from skyplan.catalog import known_accelerators, load_catalog
+    from skyplan.optimizer import single_region_baseline, solve
+    from skyplan.planfile import plan_document
+    from skyplan.spec import load_spec
+
+    timings: dict[str, float] = {}
+
+    def step(name: str, started: float) -> None:
+        timings[name] = time.perf_counter() - started
+        if progress:
+            progress(name, timings[name])
+
+    t0 = time.perf_counter()
+    catalog = load_catalog(catalog_dir)
+    step("catalog", t0)
+
+    t0 = time.perf_counter()
+    spec = load_spec(spec_path, known_accelerators=known_accelerators(catalog))
+    extra_offerings, capacity, enabled = _targets_extras(spec)
+    if capacity:
+        spec = dataclasses.replace(spec, quotas=spec.quotas + capacity)
+    step("spec", t0)
+
+    t0 = time.perf_counter()
+    all_exclusions = tuple(dict.fromkeys([*spec.exclude_zones, *exclusions]))
+    parsed = parse_exclusions(all_exclusions, catalog, extra_offerings)
+    candidates = build_candidates(
+        spec, catalog, exclusions=parsed, extra_offerings=extra_offerings, enabled_by_default=enabled
+    )
+    limits = quota_limits(spec, catalog, extra_offerings)
+    step("candidates", t0)
+
+    t0 = time.perf_counter()
+    placement = solve(
+        spec,
+        candidates,
+        catalog,
+        objective=objective,
+        limits=limits,
+        excluded_zones=all_exclusions,
+        hint=hint,
+        pareto=pareto,
+        explain=explain,
+    )
+    baseline = single_region_baseline(spec, candidates, catalog)
+    placement = dataclasses.replace(placement, single_region_baseline=baseline)
+    step("optimize", t0)
+
+    doc = plan_document(spec, placement, catalog.info)
+    return Solved(spec=spec, catalog=catalog, placement=placement, plan_doc=doc, timings=timings)
+
+
+def compile_plan(
+    spec_path: str | Path,
+    out_dir: str | Path,
+    *,
+    catalog_dir: str | Path | None = None,
+    exclusions: Sequence[str] = (),
+    objective: Objective | None = None,
+    hint: Placement | None = None,
+    pareto: bool = False,
+    explain: bool = False,
+    progress: Progress | None = None,
+) -> CompileResult:
+    """Solve `spec_path` and write the reviewable output directory (DESIGN.md "Output layout")."""
+    from skyplan.planfile import dumps, summary_markdown
+    from skyplan.render import render, write_output
+
+    spec_path = Path(spec_path)
+    out = Path(out_dir)
+    solved = solve_spec(
+        spec_path,
+        catalog_dir=catalog_dir,
+        exclusions=exclusions,
+        objective=objective,
+        hint=hint,
+        pareto=pareto,
+        explain=explain,
+        progress=progress,
+    )
+    t0 = time.perf_counter()
+    plan_json = dumps(solved.plan_doc)
+    plan_md = summary_markdown(solved.plan_doc, spec_warnings=getattr(solved.spec, "warnings", ()))
+    files = dict(render(solved.spec, solved.placement, plan_json=plan_json, plan_md=plan_md))
+    # The spec and the exclusions travel with the plan so that apply can recompile on failover
+    # without the original checkout (CI may run apply on the committed DIR alone).
+    files[SPEC_COPY] = spec_path.read_bytes()
+    files[EXCLUSIONS_FILE] = (
+        json.dumps(sorted(set(solved.placement.excluded_zones)), indent=2) + "\n"
+    ).encode()
+    write_output(files, out)
+    timings = dict(solved.timings)
+    timings["render"] = time.perf_counter() - t0
+    if progress:
+        progress("render", timings["render"])
+    return CompileResult(
+        spec=solved.spec,
+        catalog=solved.catalog,
+        placement=solved.placement,
+        out_dir=out,
+        plan_doc=solved.plan_doc,
+        timings=timings,
+    )

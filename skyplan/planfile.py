@@ -1,0 +1,388 @@
+"""The external plan formats: `plan.json` (machine-readable, versioned) and `PLAN.md` (review summary).
+
+Like a Terraform plan file, plan.json records what the placement was decided from (hashes of the
+spec, the catalog and the exclusions) next to the decision. Keys and lists are sorted and numbers
+rounded so two plans diff minimally. Internal models may change; this format changes only with
+`FORMAT_VERSION`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from skyplan import __version__
+from skyplan.errors import SkyplanError
+from skyplan.models import CatalogInfo, Placement, Spec
+
+FORMAT_VERSION = "1.0"
+PLAN_FILE = "plan.json"
+SUMMARY_FILE = "PLAN.md"
+
+
+def _money(value: float) -> float:
+    return round(float(value), 6)
+
+
+def _hours(value: float) -> float:
+    return round(float(value), 4)
+
+
+def exclusions_sha256(exclusions: Sequence[str]) -> str:
+    """Hash of the exclusion set, order-independent."""
+    return hashlib.sha256("\n".join(sorted(set(exclusions))).encode()).hexdigest()
+
+
+def plan_document(spec: Spec, placement: Placement, catalog: CatalogInfo) -> dict[str, Any]:
+    """Build the plan.json document (a plain dict) for `placement`."""
+    tasks = []
+    for tp in placement.tasks:
+        cand = tp.candidate
+        off = cand.offering
+        task = spec.task(tp.task)
+        tasks.append(
+            {
+                "name": tp.task,
+                "cloud": off.location.cloud,
+                "region": off.location.region,
+                "zone": off.location.zone,
+                "instance_type": off.instance_type,
+                "accelerator": off.accelerator,
+                "accelerator_count": off.accelerator_count,
+                "num_nodes": cand.num_nodes,
+                "spot": cand.spot,
+                "hours": _hours(cand.hours),
+                "hours_estimated": task.hours_given,
+                "hourly_price": _money(cand.hourly_price),
+                "compute_cost": _money(cand.compute_cost),
+                "egress_cost": _money(tp.egress_cost),
+                "start_hours": _hours(tp.start_hours),
+                "end_hours": _hours(tp.end_hours),
+                "depends_on": sorted(task.depends_on),
+            }
+        )
+    solver = placement.solver
+    doc: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "skyplan_version": __version__,
+        "name": placement.name,
+        "objective": placement.objective.value,
+        "total_cost": _money(placement.total_cost),
+        "makespan_hours": _hours(placement.makespan_hours),
+        "tasks": sorted(tasks, key=lambda t: t["name"]),
+        "excluded_zones": sorted(set(placement.excluded_zones)),
+        "constraints": {
+            "deadline_hours": spec.deadline_hours,
+            "budget": spec.budget,
+            "allowed_clouds": sorted(spec.allowed.clouds) if spec.allowed.clouds else None,
+            "allowed_regions": sorted(spec.allowed.regions) if spec.allowed.regions else None,
+            "quotas": sorted(
+                (
+                    {
+                        "name": q.name,
+                        "resource": q.resource,
+                        "limit": q.limit,
+                        "per_region": q.per_region,
+                        "match": dict(q.match),
+                    }
+                    for q in spec.quotas
+                ),
+                key=lambda q: q["name"],
+            ),
+            "tight": sorted(placement.tight_constraints),
+        },
+        "catalog": {"date": catalog.date, "fingerprint": catalog.fingerprint, "source": catalog.source},
+        "solver": {
+            "status": solver.status,
+            "objective": _money(solver.objective),
+            "wall_s": round(solver.wall_s, 3),
+            "gap": round(solver.gap, 6),
+            "variables": solver.variables,
+            "constraints": solver.constraints,
+            "candidates_before_pruning": solver.candidates_before,
+            "candidates_after_pruning": solver.candidates_after,
+            "workers": solver.workers,
+            "seed": solver.seed,
+        },
+        "inputs": {
+            "spec_sha256": spec.source_sha256,
+            "catalog_sha256": catalog.fingerprint,
+            "exclusions_sha256": exclusions_sha256(placement.excluded_zones),
+        },
+        "pareto": [
+            {"total_cost": _money(p.total_cost), "makespan_hours": _hours(p.makespan_hours)}
+            for p in sorted(placement.pareto, key=lambda p: (p.makespan_hours, p.total_cost))
+        ],
+        "runners_up": sorted(
+            (
+                {
+                    "task": r.task,
+                    "cloud": r.candidate.location.cloud,
+                    "region": r.candidate.location.region,
+                    "zone": r.candidate.location.zone,
+                    "instance_type": r.candidate.offering.instance_type,
+                    "spot": r.candidate.spot,
+                    "total_cost": _money(r.total_cost),
+                    "makespan_hours": _hours(r.makespan_hours),
+                }
+                for r in placement.runners_up
+            ),
+            key=lambda r: r["task"],
+        ),
+        "baseline_single_region": (
+            {
+                "location": placement.single_region_baseline[0],
+                "total_cost": _money(placement.single_region_baseline[1]),
+            }
+            if placement.single_region_baseline
+            else None
+        ),
+    }
+    return doc
+
+
+def dumps(doc: Mapping[str, Any]) -> str:
+    """Serialize a plan document deterministically (sorted keys, 2-space indent, final newline)."""
+    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def read_plan(directory: str | Path) -> dict[str, Any]:
+    """Read `DIR/plan.json`; a clear error when it is missing or from a newer format."""
+    path = Path(directory) / PLAN_FILE
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SkyplanError(f"{path}: no plan here (run `skyplan compile SPEC -o {directory}` first)") from None
+    except json.JSONDecodeError as exc:
+        raise SkyplanError(f"{path}: not valid JSON ({exc})") from None
+    major = str(doc.get("format_version", "0")).split(".")[0]
+    if major != FORMAT_VERSION.split(".")[0]:
+        raise SkyplanError(
+            f"{path}: format_version {doc.get('format_version')} is not supported by skyplan {__version__} "
+            f"(expected {FORMAT_VERSION})"
+        )
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------
+# PLAN.md
+# ---------------------------------------------------------------------------------------------
+
+
+def _fmt_money(value: float | None) -> str:
+    return "—" if value is None else f"${value:,.2f}"
+
+
+def _where(task: Mapping[str, Any]) -> str:
+    parts = [task["cloud"], task["region"]]
+    if task.get("zone") and task["zone"] != task["region"]:
+        parts.append(task["zone"])
+    return " / ".join(parts)
+
+
+def _accel(task: Mapping[str, Any]) -> str:
+    if not task.get("accelerator"):
+        return "—"
+    return f"{task['accelerator']}×{task['accelerator_count']}"
+
+
+def placement_rows(doc: Mapping[str, Any]) -> list[list[str]]:
+    """The per-task table shared by PLAN.md and the terminal: one row of strings per task."""
+    rows = []
+    for t in _in_run_order(doc):
+        rows.append(
+            [
+                t["name"],
+                _where(t),
+                t["instance_type"] + (f" ×{t['num_nodes']}" if t["num_nodes"] > 1 else ""),
+                _accel(t),
+                "spot" if t["spot"] else "on-demand",
+                f"{t['hours']:g}" + ("" if t.get("hours_estimated", True) else "*"),
+                _fmt_money(t["compute_cost"]),
+                _fmt_money(t["egress_cost"]),
+            ]
+        )
+    return rows
+
+
+PLACEMENT_HEADERS = ["task", "cloud / region / zone", "instance", "accelerator", "spot", "hours", "compute", "egress"]
+
+
+def _in_run_order(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return sorted(doc["tasks"], key=lambda t: (t["start_hours"], t["name"]))
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def esc(cell: str) -> str:
+        return str(cell).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = ()) -> str:
+    """Render PLAN.md from a plan document: what a reviewer needs to approve the placement."""
+    total = doc["total_cost"]
+    compute = sum(t["compute_cost"] for t in doc["tasks"])
+    egress = sum(t["egress_cost"] for t in doc["tasks"])
+    out = [f"# Plan: {doc['name']}", ""]
+    out.append(
+        f"**Total {_fmt_money(total)}** (compute {_fmt_money(compute)}, egress {_fmt_money(egress)}) · "
+        f"estimated makespan **{doc['makespan_hours']:g} h** · objective `{doc['objective']}` · "
+        f"{len(doc['tasks'])} task(s) on {', '.join(sorted({t['cloud'] for t in doc['tasks']}))}"
+    )
+    base = doc.get("baseline_single_region")
+    if base:
+        saved = base["total_cost"] - total
+        if saved > 0.005:
+            out += [
+                "",
+                f"Saves **{_fmt_money(saved)}** ({saved / base['total_cost']:.1%}) against the best single-region "
+                f"plan ({base['location']}, {_fmt_money(base['total_cost'])}).",
+            ]
+        else:
+            out += ["", f"The best single-region plan ({base['location']}) costs the same: {_fmt_money(base['total_cost'])}."]
+    elif base is None:
+        out += ["", "No single region can run every task, so there is no single-region plan to compare with."]
+    out += ["", "## Placement", "", _md_table(PLACEMENT_HEADERS, placement_rows(doc))]
+    if any(not t.get("hours_estimated", True) for t in doc["tasks"]):
+        out += [
+            "",
+            "\\* no `hours` given in the spec: planned as 1 hour (SkyPilot's default estimate). "
+            "Costs and makespan for these tasks are placeholders.",
+        ]
+    out += ["", "## Constraints in force", ""]
+    cons = doc["constraints"]
+    items = [
+        f"- deadline: {cons['deadline_hours']:g} h" if cons.get("deadline_hours") is not None else "- deadline: none",
+        f"- budget: {_fmt_money(cons['budget'])}" if cons.get("budget") is not None else "- budget: none",
+        f"- clouds: {', '.join(cons['allowed_clouds'])}" if cons.get("allowed_clouds") else "- clouds: any",
+        f"- regions: {', '.join(cons['allowed_regions'])}" if cons.get("allowed_regions") else "- regions: any",
+        f"- excluded zones: {', '.join(doc['excluded_zones'])}" if doc["excluded_zones"] else "- excluded zones: none",
+    ]
+    for q in cons.get("quotas", []):
+        scope = " per region" if q["per_region"] else ""
+        match = ", ".join(f"{k}={v}" for k, v in sorted(q["match"].items()))
+        items.append(f"- quota `{q['name']}`: {q['resource']} ≤ {q['limit']:g}{scope}" + (f" ({match})" if match else ""))
+    if cons.get("tight"):
+        items.append(f"- binding at the optimum: {', '.join(cons['tight'])}")
+    out += items
+    if doc.get("pareto"):
+        out += ["", "## Cost / makespan frontier", ""]
+        out.append(
+            _md_table(
+                ["makespan", "total cost"],
+                [[f"{p['makespan_hours']:g} h", _fmt_money(p["total_cost"])] for p in doc["pareto"]],
+            )
+        )
+    if doc.get("runners_up"):
+        out += ["", "## Why this placement", "", "The best alternative for each task, everything else re-optimized:", ""]
+        rows = [
+            [
+                r["task"],
+                " / ".join(x for x in (r["cloud"], r["region"], r["zone"]) if x),
+                r["instance_type"] + (" (spot)" if r["spot"] else ""),
+                f"{_fmt_money(r['total_cost'])} ({r['total_cost'] - total:+,.2f})",
+                f"{r['makespan_hours']:g} h",
+            ]
+            for r in doc["runners_up"]
+        ]
+        out.append(_md_table(["task", "runner-up location", "instance", "plan total", "makespan"], rows))
+    solver = doc["solver"]
+    cat = doc["catalog"]
+    out += [
+        "",
+        "## Provenance",
+        "",
+        f"- catalog: {cat['source']}, dated {cat['date']}, sha256 `{cat['fingerprint'][:16]}…`",
+        f"- spec sha256 `{doc['inputs']['spec_sha256'][:16]}…`",
+        f"- solver: {solver['status']}, gap {solver['gap']:.4%}, {solver['wall_s']:.2f} s, "
+        f"{solver['variables']} variables, {solver['constraints']} constraints, candidates "
+        f"{solver['candidates_before_pruning']} → {solver['candidates_after_pruning']} after pruning",
+    ]
+    for w in spec_warnings:
+        out.append(f"- warning: {w}")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# diff
+# ---------------------------------------------------------------------------------------------
+
+_COMPARED = ("cloud", "region", "zone", "instance_type", "accelerator", "accelerator_count", "num_nodes", "spot")
+
+
+def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Placement and cost change between two plan documents (for PR comments)."""
+    old_tasks = {t["name"]: t for t in old["tasks"]}
+    new_tasks = {t["name"]: t for t in new["tasks"]}
+    changes = []
+    for name in sorted(set(old_tasks) | set(new_tasks)):
+        a, b = old_tasks.get(name), new_tasks.get(name)
+        if a is None or b is None:
+            changes.append({"task": name, "action": "add" if a is None else "remove", "old": a, "new": b})
+            continue
+        fields = {k: {"old": a.get(k), "new": b.get(k)} for k in _COMPARED if a.get(k) != b.get(k)}
+        cost_a = a["compute_cost"] + a["egress_cost"]
+        cost_b = b["compute_cost"] + b["egress_cost"]
+        if fields or abs(cost_a - cost_b) > 1e-6 or a["hours"] != b["hours"]:
+            changes.append(
+                {
+                    "task": name,
+                    "action": "move" if fields else "update",
+                    "fields": fields,
+                    "cost_delta": _money(cost_b - cost_a),
+                    "old": a,
+                    "new": b,
+                }
+            )
+    return {
+        "format_version": FORMAT_VERSION,
+        "old": {"name": old["name"], "total_cost": old["total_cost"], "makespan_hours": old["makespan_hours"]},
+        "new": {"name": new["name"], "total_cost": new["total_cost"], "makespan_hours": new["makespan_hours"]},
+        "total_cost_delta": _money(new["total_cost"] - old["total_cost"]),
+        "makespan_delta_hours": _hours(new["makespan_hours"] - old["makespan_hours"]),
+        "excluded_zones": {"old": old["excluded_zones"], "new": new["excluded_zones"]},
+        "changes": changes,
+    }
+
+
+def diff_markdown(diff: Mapping[str, Any]) -> str:
+    """A PR comment for a plan diff."""
+    d = diff
+    sign = "+" if d["total_cost_delta"] >= 0 else "−"
+    out = [
+        "### skyplan: placement change",
+        "",
+        f"Total {_fmt_money(d['old']['total_cost'])} → **{_fmt_money(d['new']['total_cost'])}** "
+        f"({sign}${abs(d['total_cost_delta']):,.2f}); makespan {d['old']['makespan_hours']:g} h → "
+        f"**{d['new']['makespan_hours']:g} h**.",
+        "",
+    ]
+    if not d["changes"]:
+        out.append("No task moved.")
+        return "\n".join(out) + "\n"
+    rows = []
+    for c in d["changes"]:
+        if c["action"] in ("add", "remove"):
+            t = c["new"] or c["old"]
+            rows.append([("+ " if c["action"] == "add" else "− ") + c["task"], "—" if c["action"] == "add" else _where(t),
+                         _where(t) if c["action"] == "add" else "—", ""])
+            continue
+        old, new = c["old"], c["new"]
+        rows.append(
+            [
+                c["task"],
+                f"{_where(old)} {old['instance_type']}{' spot' if old['spot'] else ''}",
+                f"{_where(new)} {new['instance_type']}{' spot' if new['spot'] else ''}",
+                f"{c['cost_delta']:+,.2f}",
+            ]
+        )
+    out.append(_md_table(["task", "before", "after", "cost Δ $"], rows))
+    new_excl = sorted(set(d["excluded_zones"]["new"]) - set(d["excluded_zones"]["old"]))
+    if new_excl:
+        out += ["", f"Newly excluded: {', '.join(new_excl)}"]
+    return "\n".join(out) + "\n"
