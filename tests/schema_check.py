@@ -22,7 +22,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def schemas_root() -> Path:
     return Path(os.environ.get("SKYPLAN_SHARED", REPO.parent / "shared")) / "provider-schemas"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(source: str) -> dict[str, Any]:
     """The provider schema document (provider, resource_schemas, data_source_schemas) for a source."""
     with gzip.open(schemas_root() / SCHEMA_FILES[source]) as f:
@@ -78,6 +78,11 @@ def load_schema(source: str) -> dict[str, Any]:
 
 def _unquote(label: str) -> str:
     return label[1:-1] if len(label) >= 2 and label[0] == label[-1] == '"' else label
+
+
+def _items(d: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Key/value pairs without python-hcl2's `__is_block__` / `__comments__` markers."""
+    return [(k, v) for k, v in d.items() if not k.startswith("__")]
 
 
 def _is_block_list(value: Any) -> bool:
@@ -100,7 +105,7 @@ def _expressions(value: Any) -> list[str]:
     out: list[str] = []
     if isinstance(value, dict):
         for k, v in value.items():
-            if k != "__is_block__":
+            if not k.startswith("__"):
                 out.extend(_expressions(k))
                 out.extend(_expressions(v))
     elif isinstance(value, list):
@@ -133,7 +138,8 @@ class Module:
         out: dict[str, dict[str, Any]] = {}
         for _, b in self.blocks(kind):
             for label, body in b.items():
-                out[_unquote(label)] = body
+                if not label.startswith("__"):
+                    out[_unquote(label)] = body
         return out
 
 
@@ -190,12 +196,12 @@ class _Checker:
         blocks = schema.get("block_types", {})
         dynamic: set[str] = set()
         for key, value in body.items():
-            if key == "__is_block__" or key in meta:
+            if key.startswith("__") or key in meta:  # __is_block__, __comments__ markers
                 continue
             if key == "dynamic" and "dynamic" not in blocks and isinstance(value, list):
                 for dyn in value:
                     for label, dbody in dyn.items():
-                        if label == "__is_block__":
+                        if label.startswith("__"):
                             continue
                         name = _unquote(label)
                         dynamic.add(name)
@@ -227,7 +233,7 @@ class _Checker:
                 for item in value:
                     if mode == "map":
                         for label, inner in item.items():
-                            if label != "__is_block__":
+                            if not label.startswith("__"):
                                 self.check_body(inner, bt["block"], f"{where}.{key}[{label}]")
                     else:
                         self.check_body(item, bt["block"], f"{where}.{key}")
@@ -246,7 +252,7 @@ class _Checker:
         rel = mod.path.name
         sources = self._required_providers(mod, rel)
         for fname, block in mod.blocks("provider"):
-            for label, body in block.items():
+            for label, body in _items(block):
                 name = _unquote(label)
                 where = f"{rel}/{fname}: provider.{name}"
                 source = sources.get(name)
@@ -257,9 +263,9 @@ class _Checker:
         for kind, section, meta in (("resource", "resource_schemas", RESOURCE_META),
                                     ("data", "data_source_schemas", DATA_META)):
             for fname, block in mod.blocks(kind):
-                for rtype_q, named in block.items():
+                for rtype_q, named in _items(block):
                     rtype = _unquote(rtype_q)
-                    for rname_q, body in named.items():
+                    for rname_q, body in _items(named):
                         where = f"{rel}/{fname}: {'data.' if kind == 'data' else ''}{rtype}.{_unquote(rname_q)}"
                         if rtype in BUILTIN_TYPES and kind == "resource":
                             continue
@@ -281,7 +287,7 @@ class _Checker:
         for fname, tf in mod.blocks("terraform"):
             for rp in tf.get("required_providers", []):
                 for name, req in rp.items():
-                    if name == "__is_block__":
+                    if name.startswith("__"):
                         continue
                     where = f"{rel}/{fname}: required_providers.{name}"
                     if not isinstance(req, dict) or "source" not in req:
@@ -302,7 +308,7 @@ class _Checker:
 
     def _check_module_calls(self, mod: Module, rel: str, seen: set[Path]) -> None:
         for fname, block in mod.blocks("module"):
-            for label, body in block.items():
+            for label, body in _items(block):
                 where = f"{rel}/{fname}: module.{_unquote(label)}"
                 src = _unquote(str(body.get("source", "")))
                 if not src.startswith(("./", "../")):
@@ -315,7 +321,7 @@ class _Checker:
                 child = parse_module(child_path)
                 variables = child.labelled("variable")
                 for key in body:
-                    if key not in MODULE_META and key != "__is_block__" and key not in variables:
+                    if key not in MODULE_META and not key.startswith("__") and key not in variables:
                         self.add(where, f"passes {key!r}, which the module does not declare")
                 for name, var in sorted(variables.items()):
                     if "default" not in var and name not in body:
@@ -326,12 +332,12 @@ class _Checker:
 
     def _check_references(self, mod: Module, rel: str) -> None:
         variables = set(mod.labelled("variable"))
-        locals_ = {k for _, b in mod.blocks("locals") for k in b if k != "__is_block__"}
+        locals_ = {k for _, b in mod.blocks("locals") for k in b if not k.startswith("__")}
         modules = mod.labelled("module")
-        resources = {(_unquote(t), _unquote(n)) for _, b in mod.blocks("resource") for t, ns in b.items()
-                     for n in ns}
-        datas = {(_unquote(t), _unquote(n)) for _, b in mod.blocks("data") for t, ns in b.items()
-                 for n in ns}
+        resources = {(_unquote(t), _unquote(n)) for _, b in mod.blocks("resource") for t, ns in _items(b)
+                     for n, _ in _items(ns)}
+        datas = {(_unquote(t), _unquote(n)) for _, b in mod.blocks("data") for t, ns in _items(b)
+                 for n, _ in _items(ns)}
         module_outputs: dict[str, set[str]] = {}
         for name, body in modules.items():
             src = _unquote(str(body.get("source", "")))

@@ -119,14 +119,18 @@ def load_spec(path: str | Path, *, known_accelerators: Collection[str] = (), tex
     )
 
 
-def load_quotas(path: str | Path) -> tuple[Quota, ...]:
-    """Quotas from a file holding the list `quotas:` takes (or a mapping with a `quotas:` key)."""
-    return _load_list_file(str(path), "quotas", parse_quotas, Source.for_file(str(path)))
+def load_quotas(path: str | Path, *, known_accelerators: Collection[str] = ()) -> tuple[Quota, ...]:
+    """Quotas from a file holding the list `quotas:` takes (or a mapping with a `quotas:` key).
+
+    `known_accelerators` canonicalises `accelerator:` names as in `load_spec`."""
+    return _load_list_file(str(path), "quotas", parse_quotas, Source.for_file(str(path), known_accelerators))
 
 
-def load_pools(path: str | Path) -> tuple[Pool, ...]:
-    """Pools from a file holding the list `pools:` takes (or a mapping with a `pools:` key)."""
-    return _load_list_file(str(path), "pools", parse_pools, Source.for_file(str(path)))
+def load_pools(path: str | Path, *, known_accelerators: Collection[str] = ()) -> tuple[Pool, ...]:
+    """Pools from a file holding the list `pools:` takes (or a mapping with a `pools:` key).
+
+    `known_accelerators` canonicalises hosts' accelerator names as in `load_spec`."""
+    return _load_list_file(str(path), "pools", parse_pools, Source.for_file(str(path), known_accelerators))
 
 
 # -- file shapes ----------------------------------------------------------------------------------
@@ -135,14 +139,16 @@ def load_pools(path: str | Path) -> tuple[Pool, ...]:
 def _dag_file(node: Node) -> dict:
     hints = {key: _TASK_KEY_HINT for key in TASK_KEYS if key not in _SPEC_KEYS}
     fields = node.fields((*_SPEC_KEYS, "tasks"), refused=REFUSED, hints=hints, what="a spec mapping")
-    settings = _spec_settings(fields, require_name=True)
+    if "name" not in fields:
+        node.fail("a spec with `tasks:` needs a `name`")
+    settings = _spec_settings(fields)
     tasks_node = fields["tasks"]
     items = tasks_node.items("a list of tasks")
     if not items:
         tasks_node.expected("at least one task")
     tasks: list[Task] = []
     dependency_pos: dict[str, SourcePos] = {}
-    for i, item in enumerate(items):
+    for item in items:
         name_node = dict((k.yaml.value, v) for k, v in item.entries("a task mapping")).get("name")
         if name_node is None:
             item.fail("a task needs a `name`")
@@ -153,7 +159,6 @@ def _dag_file(node: Node) -> dict:
         tasks.append(parse_task(keyed, task_node_fields, name=name, spec_allowed=settings["allowed"]))
         if "depends_on" in task_node_fields:
             dependency_pos[name] = task_node_fields["depends_on"].pos()
-        del i
     return {**settings, "tasks": order_tasks(tasks, dependency_pos)}
 
 
@@ -164,7 +169,7 @@ def _task_file(node: Node, stem: str) -> dict:
     fields = task_fields(node, also_known=_SPEC_KEYS)
     if "depends_on" in fields:
         fields["depends_on"].fail("a single-task file has nothing to depend on")
-    settings = _spec_settings({k: v for k, v in fields.items() if k in _SPEC_KEYS}, require_name=False)
+    settings = _spec_settings({k: v for k, v in fields.items() if k in _SPEC_KEYS})
     name = task_name(fields["name"]) if "name" in fields else stem
     settings["name"] = name
     task = parse_task(node, {k: v for k, v in fields.items() if k not in _SPEC_KEYS or k == "name"},
@@ -179,8 +184,8 @@ def _pipeline(documents: list[Node], stem: str) -> dict:
     if first.is_mapping and all(k.yaml.value in _SPEC_KEYS for k, _ in first.entries()):
         header = first.fields(_SPEC_KEYS)
         documents = documents[1:]
-    settings = _spec_settings(header, require_name=False)
-    if "name" not in header:
+    settings = _spec_settings(header)
+    if "name" not in settings:
         settings["name"] = stem
     hints = {**HINTS, **{key: "it applies to the whole pipeline; move it to the first document"
                          for key in _SPEC_KEYS if key != "name"},
@@ -212,15 +217,12 @@ def _check_unique(node: Node, name: str, tasks: list[Task]) -> None:
 # -- spec-level keys -----------------------------------------------------------------------------
 
 
-def _spec_settings(fields: dict[str, Node], *, require_name: bool) -> dict:
+def _spec_settings(fields: dict[str, Node]) -> dict:
     """Keyword arguments for `Spec` from the spec-level keys (all but tasks and source info)."""
     given = {key: node for key, node in fields.items() if not node.is_null}
     settings: dict = {"allowed": Allowed()}
-    if "name" in given:
-        settings["name"] = given["name"].string("a name for the spec")
-    elif require_name:
-        raise SpecError(SourcePos(next(iter(fields.values())).source.file if fields else "<spec>", 1, "name"),
-                        "a spec needs a `name`")
+    if "name" in fields:
+        settings["name"] = fields["name"].string("a name for the spec")
     if "objective" in given:
         settings["objective"] = _objective(given["objective"])
     if "deadline" in given:
@@ -272,7 +274,10 @@ def _parse_list_document(source: Source, file: str, text: str, key: str,
         raise SpecError(SourcePos(file, 0, key), f"expected one YAML document holding a list of {key}")
     node = documents[0]
     if node.is_mapping:
-        node = node.fields((key,), what=f"a list of {key}")[key] if list(node.entries()) else node
+        fields = node.fields((key,), what=f"a list of {key}")
+        if key not in fields:
+            node.expected(f"a list of {key}")
+        node = fields[key]
     return parse(node)
 
 

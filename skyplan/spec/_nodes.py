@@ -52,17 +52,28 @@ class Source:
             line = mark.line + 1 if mark else 0
             problem = exc.problem or exc.context or "unreadable"
             raise SpecError(SourcePos(self.file, line, "(yaml)"), f"invalid YAML: {problem}") from None
+        except yaml.reader.ReaderError as exc:
+            line = text[: exc.position].count("\n") + 1
+            raise SpecError(SourcePos(self.file, line, "(yaml)"),
+                            f"invalid YAML: control character {_codepoint(exc.character)} is not allowed") from None
         except yaml.YAMLError as exc:
             raise SpecError(SourcePos(self.file, 0, "(yaml)"), f"invalid YAML: {exc}") from None
-        return [Node(self, doc, "") for doc in documents if doc is not None]
+        # An empty document (a trailing `---`) holds nothing; SkyPilot skips it too.
+        nodes = [Node(self, doc, "") for doc in documents if doc is not None]
+        return [node for node in nodes if not node.is_null]
+
+
+def _codepoint(character: int | str | bytes) -> str:
+    code = character if isinstance(character, int) else ord(character)
+    return f"U+{code:04X}"
 
 
 def describe(node: yaml.Node) -> str:
     """How a value looks to the user, for "expected …, got …" messages."""
     if isinstance(node, yaml.MappingNode):
-        return "a mapping"
+        return "a mapping" if node.value else "an empty mapping"
     if isinstance(node, yaml.SequenceNode):
-        return "a list"
+        return "a list" if node.value else "an empty list"
     if node.tag == _NULL_TAG:
         return "nothing (null)"
     return repr(node.value)
@@ -205,6 +216,8 @@ class Node:
     def boolean(self, what: str = "true or false") -> bool:
         if self.is_scalar and self.yaml.tag == _BOOL_TAG:
             return bool(SafeConstructor().construct_object(self.yaml))
+        if self.is_scalar and self.yaml.value.strip().lower() in ("true", "false"):
+            return self.yaml.value.strip().lower() == "true"
         self.expected(what)
 
     def strings(self, what: str = "a list of strings") -> tuple[str, ...]:

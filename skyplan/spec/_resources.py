@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import replace
 
 from skyplan.models import ALL_TARGETS, AcceleratorDemand, Quantity, ResourceOption, SpotPolicy
@@ -145,7 +146,9 @@ def _placement(shape: dict[str, Node]) -> tuple[str | None, str | None, str | No
 def _cloud(node: Node, text: str | None = None) -> str:
     name = (text if text is not None else node.string("a cloud name")).strip().lower()
     if name not in ALL_TARGETS:
-        node.fail(f"unsupported cloud `{name}`; skyplan targets are {', '.join(ALL_TARGETS)}")
+        close = difflib.get_close_matches(name, ALL_TARGETS, n=1, cutoff=0.5)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        node.fail(f"unsupported cloud `{name}`; {hint}skyplan targets are {', '.join(ALL_TARGETS)}")
     return name
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import replace
 
@@ -16,6 +17,8 @@ TASK_KEYS = (
     "outputs", "outputs_gb", "hours", "workdir", "file_mounts", "allowed",
 )
 REFUSED = {
+    **{key: f"{reason}; it belongs under `resources` in SkyPilot too"
+       for key, reason in REFUSED_IN_RESOURCES.items()},
     "event_callback": "skyplan reports task events in events.jsonl instead",
     "service": "SkyServe services are long-running; skyplan plans batch jobs",
     "pool": "SkyPilot worker pools are not modelled; see skyplan `pools:` for your own machines",
@@ -27,8 +30,6 @@ REFUSED = {
     "api_server_access": "there is no API server",
     "_metadata": "SkyPilot-internal field",
     "storage_mounts": "storage mounts are not provisioned",
-    **{key: f"{reason}; it belongs under `resources` in SkyPilot too"
-       for key, reason in REFUSED_IN_RESOURCES.items()},
 }
 _RESOURCE_HINT = "it is a resource; move it under `resources:`"
 HINTS = {
@@ -67,7 +68,8 @@ def parse_task(node: Node, fields: dict[str, Node], *, name: str, spec_allowed: 
         allowed=allowed,
         workdir=_workdir(fields["workdir"]) if _given(fields, "workdir") else None,
         file_mounts=_file_mounts(fields["file_mounts"]) if _given(fields, "file_mounts") else (),
-        pos=node.pos(),
+        # Named the same way in every file shape, so later stages can point at the task.
+        pos=node.pos(f"tasks[{name}]"),
     )
 
 
@@ -117,11 +119,24 @@ def _merge_allowed(spec: Allowed, task: Allowed | None) -> Allowed:
 
 
 def _check_options_allowed(node: Node, options: tuple[ResourceOption, ...], allowed: Allowed) -> None:
-    if allowed.clouds is None:
+    """Fail early when `allowed` rules out every shape the task asks for (it could never be placed)."""
+    if any(_is_allowed(option, allowed) for option in options):
         return
-    if all(option.cloud is not None and option.cloud not in allowed.clouds for option in options):
-        asked = sorted({option.cloud for option in options if option.cloud})
-        node.fail(f"resources ask for {', '.join(asked)}, but allowed.clouds is [{', '.join(allowed.clouds)}]")
+    asked = sorted({f"{option.cloud or '*'}/{option.region or '*'}" for option in options})
+    limits = []
+    if allowed.clouds is not None:
+        limits.append(f"allowed.clouds is [{', '.join(allowed.clouds)}]")
+    if allowed.regions is not None:
+        limits.append(f"allowed.regions is [{', '.join(allowed.regions)}]")
+    node.fail(f"resources ask for {', '.join(asked)}, but {' and '.join(limits)}")
+
+
+def _is_allowed(option: ResourceOption, allowed: Allowed) -> bool:
+    if option.cloud is not None and allowed.clouds is not None and option.cloud not in allowed.clouds:
+        return False
+    if option.region is not None and allowed.regions is not None:
+        return any(fnmatch.fnmatchcase(option.region, glob) for glob in allowed.regions)
+    return True
 
 
 def _given(fields: dict[str, Node], key: str) -> bool:

@@ -16,7 +16,7 @@ _QUANTITY = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*(\+?)\s*", re.IGN
 # Memory and disk are GiB/GB in skyplan (as in SkyPilot); other units are converted.
 _GIB_PER_UNIT = {"": 1.0, "g": 1.0, "gb": 1.0, "gi": 1.0, "gib": 1.0, "t": 1024.0, "tb": 1024.0,
                  "ti": 1024.0, "tib": 1024.0, "m": 1 / 1024, "mb": 1 / 1024, "mi": 1 / 1024, "mib": 1 / 1024}
-_MONEY = re.compile(r"\s*\$?\s*(\d+(?:\.\d*)?|\.\d+)\s*(usd)?\s*", re.IGNORECASE)
+_MONEY = re.compile(r"\s*\$?\s*(\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)\s*(usd)?\s*", re.IGNORECASE)
 _PORT_RANGE = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
 _MAX_PORT_RANGE = 1024  # a wider range is almost certainly a typo (and would bloat security groups)
 _LIST_ALL_KNOWN_BELOW = 40
@@ -100,11 +100,11 @@ def size_gb(node: Node, what: str = "a size in GB like 256 or 1TB") -> float:
 
 
 def money(node: Node) -> float:
-    """A positive amount of US dollars: `800`, `800.50`, `"$800"`, `800 USD`."""
+    """A positive amount of US dollars: `800`, `800.50`, `"$800"`, `"$1,000"`, `800 USD`."""
     if node.is_scalar and not node.is_bool():
         match = _MONEY.fullmatch(node.yaml.value)
-        if match and float(match.group(1)) > 0:
-            return float(match.group(1))
+        if match and float(match.group(1).replace(",", "")) > 0:
+            return float(match.group(1).replace(",", ""))
     node.expected("an amount of US dollars like 800 or $800")
 
 

@@ -8,8 +8,11 @@ if/else on its name elsewhere. Adding a target = one module here, one template f
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 from skyplan.models import FailureScope, Offering, Quota, Spec, TaskPlacement
 
@@ -93,3 +96,30 @@ class Target(abc.ABC):
         if base:
             return f"{base.rstrip('/')}/{plan_name}"
         return f"file://.skyplan-storage/{plan_name}"
+
+    # -- apply-time hooks (skyplan/apply.py); the defaults suit cloud VMs ----------------------
+
+    # True when `terraform apply` returns only once the task finished (local-exec/remote-exec
+    # targets); False when it returns once the machine exists and the task runs on (cloud VMs).
+    apply_waits_for_tasks: ClassVar[bool] = False
+
+    def task_status(self, storage: str, task_slug: str) -> dict | None:
+        """The task's `status.json` ({exit_code, …}) from `storage`, None while it has none."""
+        from skyplan.runstate import read_status
+
+        return read_status(storage, task_slug)
+
+    def stack_variables(self, run_dir: Path, plan: Mapping[str, Any]) -> dict[str, Any]:
+        """Extra variables `skyplan apply` passes to this target's stack (besides active_tasks,
+        storage, plan), computed at apply time (e.g. ssh host keys from known_hosts)."""
+        return {}
+
+    def session(self, run_dir: Path, plan: Mapping[str, Any]) -> AbstractContextManager[dict[str, str]]:
+        """Context held for a whole apply/destroy; yields extra environment for Terraform
+        (e.g. SSH_AUTH_SOCK of a per-run ssh-agent)."""
+        return nullcontext({})
+
+    def reap(self, run_dir: Path) -> list[int]:
+        """Stop task processes the run started that Terraform's state may not know about
+        (killed or interrupted applies); called after every destroy. Returns what it stopped."""
+        return []

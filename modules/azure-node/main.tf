@@ -1,0 +1,88 @@
+locals {
+  # Azure requires an SSH key or a password on Linux VMs, but skyplan never logs in: the
+  # executor runs from custom_data. Unless the user brings a key, install this public key,
+  # whose private half was deleted when it was generated, so no credential exists anywhere.
+  unusable_ssh_key = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQDHDHpFlHW7KclwJXd+6NsMrErbC+VOc6MJc2pIoN4qt11QxxA5V076Mz/cpu2wexKVycA9xmjhEaUqZo74G4unsM/cg4wu/7SnTF4NdT0JS2MHZxdSrCELa1gAJ/Pknpxh+cxmRh1Xd3thI8Y8bDi+SyTwlUR0V6yq+bFoeEHVvRhN+UdZi2zgK1X8Qeu61rIW2UMD2nq8SS43m5hCtESbGZWekG4q3gNN2AF5tXQUhlspImkmWwtjXbTWGm2QvCccinOTpEwxAC/nLyX5EF3dDsrsyhvzakatjCsP256QEdmfHGyFEZlF0XJBJkO/a+ZhEKAfgIIHJ+uMyneNicLK0q+d4QijVKlM19Shbndxqp/dSvRYVfabXDHdLnY5pRhKFpICimG5xS9HWbknxQseQJgyCbLjQyDeaXdSV66Jsop0p8Ek1V/9f6dnwDmi/OqoQ+27uy6l16/jWw4xmypTqmxNLakSzn5DT2+qMY2FyiLZpwbj6eKNu0TOTSMQ72c= skyplan-unusable-key"
+  admin_username   = "skyplan"
+}
+
+# A Standard public address per VM gives explicit egress: VNets created with the network API
+# released after 31 March 2026 have private subnets, without default outbound access ("Default
+# outbound access in Azure", Azure Virtual Network docs).
+# The NSG still blocks all inbound traffic unless the task asked for ports.
+resource "azurerm_public_ip" "node" {
+  count = var.num_nodes
+
+  name                = "${var.name}-${count.index}-ip"
+  location            = var.location
+  resource_group_name = var.resource_group_name
+  allocation_method   = "Static"
+  sku                 = "Standard"
+  tags                = var.tags
+}
+
+resource "azurerm_network_interface" "node" {
+  count = var.num_nodes
+
+  name                = "${var.name}-${count.index}-nic"
+  location            = var.location
+  resource_group_name = var.resource_group_name
+  tags                = var.tags
+
+  ip_configuration {
+    name                          = "primary"
+    subnet_id                     = var.subnet_id
+    private_ip_address_allocation = "Dynamic"
+    public_ip_address_id          = azurerm_public_ip.node[count.index].id
+  }
+}
+
+# The executor powers the VM off when the task ends (a deallocated or stopped VM is then
+# destroyed by the apply loop). Spot VMs are deleted on eviction; max_bid_price = -1 caps the
+# price at the on-demand price, so the VM is never evicted for price ("Use Azure Spot Virtual
+# Machines", Azure docs; azurerm_linux_virtual_machine priority / eviction_policy / max_bid_price).
+resource "azurerm_linux_virtual_machine" "node" {
+  count = var.num_nodes
+
+  name                  = "${var.name}-${count.index}"
+  location              = var.location
+  resource_group_name   = var.resource_group_name
+  size                  = var.size
+  network_interface_ids = [azurerm_network_interface.node[count.index].id]
+  admin_username        = local.admin_username
+  custom_data           = base64encode(var.user_data)
+  source_image_id       = var.source_image_id
+  priority              = var.spot ? "Spot" : "Regular"
+  eviction_policy       = var.spot ? "Delete" : null
+  max_bid_price         = var.spot ? -1 : null
+  tags                  = var.tags
+
+  admin_ssh_key {
+    username   = local.admin_username
+    public_key = coalesce(var.admin_ssh_public_key, local.unusable_ssh_key)
+  }
+
+  os_disk {
+    caching              = "ReadWrite"
+    storage_account_type = "StandardSSD_LRS"
+    disk_size_gb         = var.disk_gb
+  }
+
+  dynamic "source_image_reference" {
+    for_each = var.source_image_id == null ? [var.image] : []
+    content {
+      publisher = source_image_reference.value.publisher
+      offer     = source_image_reference.value.offer
+      sku       = source_image_reference.value.sku
+      version   = source_image_reference.value.version
+    }
+  }
+
+  dynamic "identity" {
+    for_each = var.identity_id == null ? [] : [var.identity_id]
+    content {
+      type         = "UserAssigned"
+      identity_ids = [identity.value]
+    }
+  }
+}

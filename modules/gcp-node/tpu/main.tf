@@ -1,0 +1,36 @@
+# One task's Cloud TPU VMs.
+resource "google_tpu_v2_vm" "node" {
+  provider = google-beta
+  count    = var.num_nodes
+
+  name             = "${var.name}-${count.index}"
+  zone             = var.zone
+  accelerator_type = var.accelerator_type
+  runtime_version  = var.runtime_version
+  labels           = var.labels
+  tags             = var.network_tags
+
+  network_config {
+    network             = var.network
+    enable_external_ips = true
+  }
+
+  dynamic "scheduling_config" {
+    for_each = var.spot ? [1] : []
+    content {
+      spot = true
+    }
+  }
+
+  dynamic "service_account" {
+    for_each = var.service_account_email == null ? [] : [var.service_account_email]
+    content {
+      email = service_account.value
+      scope = ["https://www.googleapis.com/auth/cloud-platform"]
+    }
+  }
+
+  metadata = {
+    user-data = var.user_data
+  }
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs one node of a task on this machine: takes CPU slots of the zone, starts the executor in a
+# session of its own (its PID = process group id, recorded for stop.sh and skyplan's reaper),
+# streams its log to Terraform and waits. Exit status: 0 once the executor ran (the task's own
+# exit code is in status.json and exit_code), 75 when the zone has no free slot.
+set -uo pipefail
+
+zone="$SKYPLAN_ZONE"
+no_slot() {
+  # Keep this text: skyplan's local target classifies it as a zone-scope capacity failure.
+  echo "skyplan-local: zone $zone has no free slot (capacity)${1:+: $1}" >&2
+  exit 75
+}
+
+if [ "${SKYPLAN_INJECT_FAILURE:-}" = "capacity" ]; then
+  no_slot "inject_failure is set in the local config"
+fi
+
+slots_dir="${SKYPLAN_LOCAL_SLOTS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/skyplan/local-slots}/$zone"
+mkdir -p "$slots_dir" "$SKYPLAN_WORK_DIR"
+
+# One lock file per CPU slot; a held flock is a taken slot. The executor inherits the open
+# descriptors, so the slots stay taken exactly as long as the task's processes live.
+need="$SKYPLAN_TASK_CPUS"
+held=0
+for ((i = 0; i < SKYPLAN_ZONE_CPUS && held < need; i++)); do
+  exec {fd}>>"$slots_dir/cpu-$i.lock"
+  if flock -n "$fd"; then
+    held=$((held + 1))
+  else
+    exec {fd}>&-
+  fi
+done
+if [ "$held" -lt "$need" ]; then
+  no_slot "$need CPU slots needed, $held free (taken by other runs)"
+fi
+
+log="$SKYPLAN_WORK_DIR/task.log"
+rm -f "$SKYPLAN_WORK_DIR/exit_code"
+: >"$log"
+# Not a process group leader here (no job control), so setsid(1) does not fork: $! is the
+# session leader and its PID is the group id stop.sh kills.
+setsid bash "$SKYPLAN_EXECUTOR" </dev/null >>"$log" 2>&1 &
+pid=$!
+echo "$pid" >"$SKYPLAN_WORK_DIR/pid"
+
+stop() {
+  kill -TERM -- "-$pid" 2>/dev/null
+  exit 130
+}
+trap stop INT TERM HUP
+
+tail --pid="$pid" -n +1 -f "$log" &
+wait "$pid"
+rc=$?
+wait
+echo "$rc" >"$SKYPLAN_WORK_DIR/exit_code"
+rm -f "$SKYPLAN_WORK_DIR/pid"
+echo "skyplan-local: task $SKYPLAN_TASK node $SKYPLAN_NODE_RANK exited with $rc"
+exit 0

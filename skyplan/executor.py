@@ -1,0 +1,247 @@
+"""The per-task executor script (bash) and the cloud-init user data that runs it on a VM.
+
+Runtime contract of the script (the same bytes run on cloud VMs from cloud-init, on `local` from
+Terraform `local-exec`, on `ssh` from `remote-exec`):
+
+Environment it reads (all optional):
+    SKYPLAN_STORAGE     base URI of this run's staging area: `file:///abs/path`, `s3://bucket/p`,
+                        `gs://bucket/p`, `https://<account>.blob.core.windows.net/<container>/p`.
+                        Falls back to the file `/etc/skyplan/storage` (cloud-init writes it);
+                        neither ⇒ exit 78, stage "config". A URI with a query string or
+                        `user:password@` is refused (no credentials in URIs).
+    SKYPLAN_WORK_DIR    default `/var/lib/skyplan/<task-slug>`.
+    SKYPLAN_SHUTDOWN    `1` ⇒ `shutdown -h now` when done (cloud-init passes 1, so AWS's
+                        `instance_initiated_shutdown_behavior = terminate` ends billing). The
+                        script's own default is `0`, so running it by hand never powers off
+                        a workstation: local/ssh may leave it unset.
+    SKYPLAN_NODE_RANK   default: file `/etc/skyplan/node-rank`, else 0.
+    SKYPLAN_NUM_NODES   default: file `/etc/skyplan/num-nodes`, else the task's `num_nodes`.
+    Secrets: every name in the task's `secrets` must be set in the environment (on clouds the
+    stack must deliver them from the cloud's secret manager); otherwise exit 78, stage "config",
+    naming the missing ones. Values are never written or logged.
+
+Steps:
+    1. Make `$WORK/inputs` and `$WORK/outputs`.
+    2. For each upstream task (by slug, see `task_slug`): require
+       `$SKYPLAN_STORAGE/<up>/status.json` with exit code 0, then copy
+       `$SKYPLAN_STORAGE/<up>/outputs/` to `$WORK/inputs/<up>/` (file:// cp -a, s3 `aws s3 sync`,
+       gs `gcloud storage rsync` or `gsutil rsync`, Azure `azcopy sync` with the managed
+       identity). Failure ⇒ exit 66, stage "inputs".
+    3. Write `setup` to `$WORK/setup.sh` and `run` to `$WORK/run.sh`, byte for byte, and run each
+       with `bash FILE` in `$WORK` (as SkyPilot does: no `-e`; the exit code is the script's),
+       with the task's envs plus SKYPLAN_TASK, SKYPLAN_INPUT_DIR (`$WORK/inputs`),
+       SKYPLAN_OUTPUT_DIR (`$WORK/outputs`), SKYPLAN_NODE_RANK, SKYPLAN_NUM_NODES and SkyPilot's
+       SKYPILOT_NODE_RANK / SKYPILOT_NUM_NODES. Output goes to stdout and `$WORK/task.log`. A
+       failing setup skips run. Each stage runs in its own session (setsid); SIGTERM/INT/HUP to
+       the executor is forwarded to it, and the outcome is recorded with exit code 128+n.
+    4. Node 0 mirrors `$WORK/outputs/` to `$SKYPLAN_STORAGE/<task>/outputs/` (stale objects of
+       an earlier attempt are deleted). Failure ⇒ exit 74, stage "outputs".
+    5. Write `status.json` — {"task", "exit_code", "stage", "started", "finished", "host",
+       "node_rank", "num_nodes"} — and `log-tail.txt` (last 200 lines) to
+       `$SKYPLAN_STORAGE/<task>/` (node 0) or `$SKYPLAN_STORAGE/<task>/nodes/<rank>/` (others).
+    6. Power off if SKYPLAN_SHUTDOWN=1, and exit with the task's exit code.
+
+`stage` is one of config, inputs, setup, run, outputs: it tells an executor failure (66, 74, 78)
+from a user command that happened to exit with the same number.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import json
+import re
+import shlex
+from collections.abc import Sequence
+
+import jinja2
+import yaml
+
+from skyplan.assets import templates_dir
+from skyplan.errors import RenderError
+from skyplan.hcl import cloud_name
+from skyplan.models import Task
+
+# Largest user data each cloud accepts, in bytes of the decoded (pre-base64) text:
+# - aws: "User data is limited to 16 KB, in raw form, before it is base64-encoded."
+#   https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html
+# - azure: customData "The maximum length of the binary array is 65535 bytes."
+#   https://learn.microsoft.com/en-us/rest/api/compute/virtual-machines/create-or-update (OSProfile)
+# - gcp: a metadata value (user-data) "must be less than or equal to 262144 bytes (256 KiB)".
+#   https://cloud.google.com/compute/docs/reference/rest/v1/instances (metadata.items.value)
+USER_DATA_LIMITS: dict[str, int] = {"aws": 16384, "azure": 65535, "gcp": 262144}
+
+EXECUTOR_PATH = "/var/lib/skyplan/executor.sh"
+STORAGE_FILE = "/etc/skyplan/storage"
+NODE_RANK_FILE = "/etc/skyplan/node-rank"
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# The executor's own variables; a user env of the same name would silently redirect it.
+_RESERVED_PREFIXES = ("SKYPLAN_", "SKYPILOT_")
+
+
+def task_slug(name: str) -> str:
+    """The storage key and work-dir name of a task: `cloud_name(name)` (stable, unique, safe)."""
+    return cloud_name(name)
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("executor.sh.j2")
+
+
+def _shell_word(task: Task, what: str, value: str) -> str:
+    """Quote `value` as one bash word whose value is exactly `value` (POSIX single quotes)."""
+    if "\x00" in value:
+        raise RenderError(f"task {task.name!r}: {what} contains a NUL byte, which bash cannot hold")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RenderError(f"task {task.name!r}: {what} is not valid Unicode text ({exc.reason})") from None
+    # shlex.quote wraps in '…' and writes ' as '"'"'; inside single quotes bash takes every
+    # byte literally (newlines, $, `, \, heredoc markers). Tested in tests/test_escaping.py.
+    return shlex.quote(value)
+
+
+def _check_name(task: Task, kind: str, name: str) -> None:
+    if not _ENV_NAME.match(name):
+        raise RenderError(
+            f"task {task.name!r}: {kind} name {name!r} is not a valid environment variable name "
+            "(letters, digits and _, not starting with a digit)"
+        )
+    if name.upper().startswith(_RESERVED_PREFIXES):
+        raise RenderError(
+            f"task {task.name!r}: {kind} name {name!r} is reserved (SKYPLAN_* and SKYPILOT_* are set by the executor)"
+        )
+
+
+def executor_script(task: Task, *, plan_name: str, upstream: Sequence[str]) -> str:
+    """Render the bash executor for `task` (contract in this module's docstring).
+
+    Args:
+        task: the task; its `setup`, `run`, `envs` reach bash byte for byte.
+        plan_name: the spec's name (appears only as a slug, in a comment).
+        upstream: names of the tasks whose outputs this task reads (order does not matter).
+
+    Returns:
+        The script text. Deterministic: same input ⇒ same bytes.
+
+    Raises:
+        RenderError: an env or secret name bash cannot export or that is reserved, a name in
+            both `envs` and `secrets`, or text holding a NUL byte or a lone surrogate.
+    """
+    for name, _ in task.envs:
+        _check_name(task, "env", name)
+    for name in task.secrets:
+        _check_name(task, "secret", name)
+    both = sorted({n for n, _ in task.envs} & set(task.secrets))
+    if both:
+        raise RenderError(f"task {task.name!r}: {', '.join(both)} is both an env and a secret")
+    envs = [(name, _shell_word(task, f"env {name}", value)) for name, value in sorted(dict(task.envs).items())]
+    text = _template().render(
+        task_slug=task_slug(task.name),
+        plan_slug=cloud_name(plan_name),
+        task_name_q=_shell_word(task, "the task name", task.name),
+        task_name_json_q=shlex.quote(json.dumps(task.name, ensure_ascii=True)),
+        num_nodes=int(task.num_nodes),
+        envs=envs,
+        secrets=sorted(set(task.secrets)),
+        upstream=sorted({task_slug(u) for u in upstream}),
+        setup_q=None if task.setup is None else _shell_word(task, "setup", task.setup),
+        run_q=None if task.run is None else _shell_word(task, "run", task.run),
+    )
+    return text
+
+
+def _gzip_b64(data: bytes) -> str:
+    # mtime=0 and no file name in the header: the same script always gives the same bytes.
+    return base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0)).decode("ascii")
+
+
+def _check_storage_uri(storage: str, task_name: str) -> None:
+    if "?" in storage or re.match(r"[a-z0-9+.-]+://[^/]*@", storage):
+        raise RenderError(
+            f"task {task_name!r}: storage URI must not carry credentials (query string or user@); "
+            "the VM's identity grants access to the bucket"
+        )
+    if "\n" in storage or "\r" in storage:
+        raise RenderError(f"task {task_name!r}: storage URI {storage!r} contains a line break")
+
+
+def cloud_init(
+    script: str,
+    *,
+    task_name: str,
+    plan_name: str,
+    storage: str | None = None,
+    node_rank: int | None = None,
+) -> str:
+    """Wrap an executor script in a `#cloud-config` document that writes and runs it at boot.
+
+    The script goes to `/var/lib/skyplan/executor.sh` (mode 0755) through `write_files` with
+    `encoding: gz+b64`, and `runcmd` runs it with SKYPLAN_SHUTDOWN=1 (stdout and stderr reach
+    cloud-init's output log and the serial console). `power_state` powers the VM off after
+    cloud-init's final stage even if the executor never got to it. The document is pure ASCII
+    (user text only inside base64), so HCL escaping and Terraform's Unicode normalisation cannot
+    change it.
+
+    Args:
+        script: the executor script, from `executor_script`.
+        task_name, plan_name: appear only as slugs, in a comment.
+        storage: if given, written to `/etc/skyplan/storage` for the executor to read.
+        node_rank: if given, written to `/etc/skyplan/node-rank` (multi-node tasks).
+
+    Raises:
+        RenderError: `storage` carries credentials or a line break.
+    """
+    files: list[dict[str, object]] = []
+    if storage is not None:
+        _check_storage_uri(storage, task_name)
+        files.append({"path": STORAGE_FILE, "permissions": "0644", "content": storage})
+    if node_rank is not None:
+        files.append({"path": NODE_RANK_FILE, "permissions": "0644", "content": f"{int(node_rank)}\n"})
+    files.append(
+        {
+            "path": EXECUTOR_PATH,
+            "permissions": "0755",
+            "encoding": "gz+b64",
+            "content": _gzip_b64(script.encode("utf-8")),
+        }
+    )
+    doc = {
+        "write_files": files,
+        # A list runs without a shell; `env` sets the variable for the executor alone.
+        "runcmd": [["env", "SKYPLAN_SHUTDOWN=1", EXECUTOR_PATH]],
+        # Backstop: if the executor dies before its own shutdown, the VM still stops billing.
+        "power_state": {"mode": "poweroff", "condition": True, "timeout": 120,
+                        "message": "skyplan task finished"},
+    }
+    body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=1 << 30, default_flow_style=False)
+    header = f"#cloud-config\n# skyplan task {task_slug(task_name)} of plan {cloud_name(plan_name)}\n"
+    return header + body
+
+
+def check_user_data(cloud: str, text: str, *, task_name: str) -> None:
+    """Raise RenderError if `text` is over `cloud`'s user-data limit; other targets have none.
+
+    The message names the task, the cloud, the size and the limit, and says what to do.
+    """
+    limit = USER_DATA_LIMITS.get(cloud)
+    if limit is None:
+        return
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise RenderError(
+            f"task {task_name!r}: its cloud-init user data is {size:,} bytes, over {cloud}'s limit of "
+            f"{limit:,} bytes (before base64). Move large setup/run scripts into files (the task's "
+            "workdir or an input staged in storage) and keep setup/run to short commands that call them."
+        )

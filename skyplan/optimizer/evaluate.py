@@ -1,0 +1,91 @@
+"""Exact cost and makespan of a fixed assignment, and the best single-region plan for comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from skyplan.models import Candidate, Catalog, Spec
+
+
+def evaluate(spec: Spec, assignment: Mapping[str, Candidate], catalog: Catalog) -> tuple[float, float]:
+    """(total_cost, makespan_hours) of running every task on its assigned candidate.
+
+    Cost is each candidate's cost plus, for every edge u→v, outputs_gb(u) times the egress rate
+    from u's location to v's. Makespan is the earliest-start critical path, where v starts once
+    every predecessor has ended and its output has been transferred. Quotas are not considered
+    (the solver's schedule may start tasks later to respect them). Floats, no rounding.
+    """
+    cost = 0.0
+    end: dict[str, float] = {}
+    for task in spec.tasks:  # topological order
+        cand = assignment[task.name]
+        cost += cand.cost
+        start = 0.0
+        for dep in task.depends_on:
+            src = assignment[dep].location
+            gb = spec.task(dep).outputs_gb
+            cost += gb * catalog.egress_per_gb(src, cand.location)
+            start = max(start, end[dep] + catalog.transfer_hours(gb, src, cand.location))
+        end[task.name] = start + cand.hours
+    return cost, max(end.values(), default=0.0)
+
+
+def incoming_egress(spec: Spec, assignment: Mapping[str, Candidate], catalog: Catalog, task: str) -> float:
+    """Egress charged to `task`: its inputs plus the outputs of its predecessors moved to it."""
+    cand = assignment[task]
+    total = cand.input_egress_cost
+    for dep in spec.task(task).depends_on:
+        gb = spec.task(dep).outputs_gb
+        total += gb * catalog.egress_per_gb(assignment[dep].location, cand.location)
+    return total
+
+
+def earliest_schedule(
+    spec: Spec, assignment: Mapping[str, Candidate], catalog: Catalog
+) -> dict[str, tuple[float, float]]:
+    """Task → (start, end) hours of the earliest-start schedule `evaluate` measures."""
+    times: dict[str, tuple[float, float]] = {}
+    for task in spec.tasks:
+        cand = assignment[task.name]
+        start = 0.0
+        for dep in task.depends_on:
+            src = assignment[dep].location
+            hours = catalog.transfer_hours(spec.task(dep).outputs_gb, src, cand.location)
+            start = max(start, times[dep][1] + hours)
+        times[task.name] = (start, start + cand.hours)
+    return times
+
+
+def single_region_baseline(
+    spec: Spec, candidates: Mapping[str, Sequence[Candidate]], catalog: Catalog
+) -> tuple[str, float] | None:
+    """The cheapest plan that keeps every task in one region of one cloud: ("aws:us-east-1", cost).
+
+    What a user pinning the whole job to one region would pay. Per region, the better of two
+    plans: each task on its cheapest candidate in the region, or every task in one zone of it
+    (saving cross-zone egress). A comparison point, not an optimum. None when no region can host
+    every task.
+    """
+    by_region: dict[tuple[str, str], dict[str, list[Candidate]]] = {}
+    for task in spec.tasks:
+        for c in candidates.get(task.name, ()):
+            key = (c.location.cloud, c.location.region)
+            by_region.setdefault(key, {}).setdefault(task.name, []).append(c)
+    best: tuple[str, float] | None = None
+    for (cloud, region), per_task in sorted(by_region.items()):
+        if len(per_task) < len(spec.tasks):
+            continue
+        plans = [{t: min(cs, key=_cheapest) for t, cs in per_task.items()}]
+        zones = {c.location.zone for cs in per_task.values() for c in cs}
+        for zone in sorted(z for z in zones if z is not None):
+            in_zone = {t: [c for c in cs if c.location.zone in (zone, None)] for t, cs in per_task.items()}
+            if all(in_zone.values()):
+                plans.append({t: min(cs, key=_cheapest) for t, cs in in_zone.items()})
+        cost = min(evaluate(spec, plan, catalog)[0] for plan in plans)
+        if best is None or cost < best[1] - 1e-12:
+            best = (f"{cloud}:{region}", cost)
+    return best
+
+
+def _cheapest(c: Candidate) -> tuple[float, int, float]:
+    return (c.cost, c.preference, c.hours)

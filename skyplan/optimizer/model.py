@@ -1,0 +1,391 @@
+"""CP-SAT model of a placement problem, growing with tasks × candidates + edges × locations.
+
+Why CP-SAT and not MathOpt with HiGHS/SCIP: the model is 0-1 with an integral objective plus,
+when quotas apply, a cumulative resource constraint over task intervals. CP-SAT takes both
+natively (a MIP would need a time-indexed formulation), solves the LP relaxation of the linear
+part for bounds, accepts solution hints for re-planning, returns assumption cores for
+infeasibility explanations, and is reproducible with `interleave_search`.
+
+Egress is never modelled per candidate pair. Per task, location indicators aggregate its
+candidate Booleans (zone y, region R, cloud C). For an edge u→v and each source cloud k, three
+"differs" Booleans are bounded below:
+
+    dz ≥ y[u,z] − y[v,z] − Y0[v,r(z)]   for each zoned location z of u in k (Y0: v zone-less in r)
+    dz ≥ Y0[u,r] − R[v,r]               for each zone-less location of u in region r of k
+    dr ≥ R[u,r] − R[v,r]                for each region r of u in k
+    dc ≥ C[u,k] − C[v,k]
+
+and the edge costs same(k)·C[u,k] + inc_zone(k)·dz + inc_region(k)·dr + inc_cloud(k)·dc. With u
+at a location of cloud k exactly one right-hand side per family can be 1, and it is 1 exactly
+when v is outside u's zone (resp. region, cloud); for the other clouds every right-hand side is
+≤ 0. Rates are monotone by tier, so the increments are ≥ 0 and a minimising solver sets each
+indicator to its bound: the edge cost is exact. Transfer time uses the same indicators in the
+precedence start(v) ≥ end(u) + time; where a time increment is negative (the default internet
+bandwidth beats the inter-region one) the indicator is made exact by the reverse bounds, so a
+too-high indicator can only delay v (conservative) and never helps the solver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ortools.sat.python import cp_model
+
+from skyplan.models import Location
+from skyplan.optimizer.problem import Problem
+
+_Var = cp_model.IntVar
+
+
+@dataclass
+class SolveResult:
+    status: str  # OPTIMAL | FEASIBLE | INFEASIBLE | UNKNOWN | MODEL_INVALID
+    choice: list[int] | None  # candidate index per task
+    start: list[int] | None  # seconds, when the model has time
+    objective: float
+    bound: float
+    cost: int | None  # micro-dollars, as modelled
+    makespan: int | None  # seconds, as modelled
+    wall_s: float
+    deterministic_s: float = 0.0
+    core: tuple[str, ...] = ()  # group names, for INFEASIBLE solves with assumptions
+
+
+class PlacementModel:
+    """The CP-SAT model of one Problem. `with_time` adds start/end times, transfer precedences,
+    the makespan and the quota cumulatives; `with_groups` guards deadline, budget and each quota
+    with a literal so that an infeasible model can name the conflicting groups."""
+
+    def __init__(self, prob: Problem, *, with_time: bool, with_groups: bool = False):
+        self.prob = prob
+        self.with_time = with_time
+        self.model = cp_model.CpModel()
+        m = self.model
+        self._obj: dict[int, int] = {}  # variable index -> cost coefficient (micro-dollars)
+        self._vars: dict[int, _Var] = {}
+        self._cost_const = 0
+        self.groups: dict[str, _Var] = {}
+
+        self.x: list[list[_Var]] = []
+        for i, cs in enumerate(prob.cands):
+            row = [m.new_bool_var(f"x{i}_{j}") for j in range(len(cs))]
+            m.add_exactly_one(row)
+            self.x.append(row)
+            for j, v in enumerate(row):
+                self._add_cost(v, prob.cost[i][j])
+        self._build_indicators()
+
+        self.start: list[_Var] = []
+        self.end: list[_Var] = []
+        self.makespan: _Var | None = None
+        if with_time:
+            self._build_times()
+        self._build_edges()
+        if with_time:
+            self._build_quotas(with_groups)
+            if prob.deadline is not None:
+                ct = m.add(self.makespan <= prob.deadline)
+                self._guard(ct, "deadline", with_groups)
+        if prob.budget is not None:
+            ct = m.add(self.cost_expr() <= prob.budget)
+            self._guard(ct, "budget", with_groups)
+
+    # --- construction -------------------------------------------------------------------------
+
+    def _add_cost(self, var: _Var, coef: int) -> None:
+        if coef:
+            idx = var.index
+            self._vars[idx] = var
+            self._obj[idx] = self._obj.get(idx, 0) + coef
+
+    def _sum_var(self, parts: Sequence[_Var], name: str) -> _Var:
+        """A Boolean equal to the sum of mutually exclusive Booleans (or the only one)."""
+        if len(parts) == 1:
+            return parts[0]
+        v = self.model.new_bool_var(name)
+        self.model.add_linear_constraint(
+            cp_model.LinearExpr.weighted_sum([v, *parts], [1] + [-1] * len(parts)), 0, 0
+        )
+        return v
+
+    def _build_indicators(self) -> None:
+        # y: task at a location; R: in a region; C: in a cloud; Y0: at a zone-less location of a region.
+        self.y: list[dict[Location, _Var]] = []
+        self.R: list[dict[tuple[str, str], _Var]] = []
+        self.C: list[dict[str, _Var]] = []
+        self.zoneless: list[dict[tuple[str, str], _Var]] = []
+        for i, cs in enumerate(self.prob.cands):
+            by_loc: dict[Location, list[_Var]] = {}
+            for j, c in enumerate(cs):
+                by_loc.setdefault(c.location, []).append(self.x[i][j])
+            y = {loc: self._sum_var(parts, f"y{i}_{loc.key}") for loc, parts in sorted(by_loc.items())}
+            by_region: dict[tuple[str, str], list[_Var]] = {}
+            for loc, v in y.items():
+                by_region.setdefault((loc.cloud, loc.region), []).append(v)
+            R = {r: self._sum_var(parts, f"R{i}_{r[0]}/{r[1]}") for r, parts in by_region.items()}
+            by_cloud: dict[str, list[_Var]] = {}
+            for (cloud, _), v in R.items():
+                by_cloud.setdefault(cloud, []).append(v)
+            C = {k: self._sum_var(parts, f"C{i}_{k}") for k, parts in by_cloud.items()}
+            self.y.append(y)
+            self.R.append(R)
+            self.C.append(C)
+            self.zoneless.append({(loc.cloud, loc.region): v for loc, v in y.items() if loc.zone is None})
+
+    def _build_times(self) -> None:
+        prob, m = self.prob, self.model
+        horizon = sum(max(d) for d in prob.dur) + sum(max(e.seconds) for e in prob.edges) + 1
+        self._durations: list[_Var | int] = []
+        for i, durs in enumerate(prob.dur):
+            s = m.new_int_var(0, horizon, f"start{i}")
+            e = m.new_int_var(0, horizon, f"end{i}")
+            if min(durs) == max(durs):
+                m.add(e == s + durs[0])
+                d = durs[0]
+            else:
+                d = m.new_int_var(min(durs), max(durs), f"dur{i}")
+                m.add_linear_constraint(
+                    cp_model.LinearExpr.weighted_sum([d, *self.x[i]], [1] + [-x for x in durs]), 0, 0
+                )
+                m.add(e == s + d)
+            self.start.append(s)
+            self.end.append(e)
+            self._durations.append(d)
+        self.makespan = m.new_int_var(0, horizon, "makespan")
+        has_succ = {e.src for e in prob.edges}
+        for i in range(prob.n):
+            if i not in has_succ:
+                m.add(self.makespan >= self.end[i])
+
+    def _build_edges(self) -> None:
+        prob, m = self.prob, self.model
+        for ei, e in enumerate(prob.edges):
+            u, v = e.src, e.dst
+            time_vars: list[_Var] = []
+            time_coefs: list[int] = []
+            for k, Cu in sorted(self.C[u].items()):
+                tiers = e.cost_by_cloud[k]
+                # The same-zone cost is paid whatever v does: charge it to u's choice of cloud k.
+                self._add_cost_expr_sum(self._cloud_members(u, k), tiers[0])
+                cinc = (tiers[1] - tiers[0], tiers[2] - tiers[1], tiers[3] - tiers[2])
+                tinc = (
+                    (e.seconds[1] - e.seconds[0], e.seconds[2] - e.seconds[1], e.seconds[3] - e.seconds[2])
+                    if self.with_time
+                    else (0, 0, 0)
+                )
+                families = (self._zone_terms(u, v, k), self._region_terms(u, v, k), [(Cu, self.C[v].get(k))])
+                for level, terms in enumerate(families):
+                    if cinc[level] == 0 and tinc[level] == 0:
+                        continue
+                    exact = tinc[level] < 0
+                    if exact and level != 2:
+                        raise ValueError(
+                            "transfer bandwidth must not grow from same-zone to inter-region tiers "
+                            "(only the internet tier may be faster than the inter-region one)"
+                        )
+                    d = self._differs(terms, f"d{ei}_{k}_{level}", exact_cloud=(Cu, self.C[v].get(k)) if exact else None)
+                    if d is None:
+                        continue
+                    for var, coef in d:
+                        self._add_cost(var, cinc[level] * coef)
+                        if tinc[level]:
+                            time_vars.append(var)
+                            time_coefs.append(tinc[level] * coef)
+            if self.with_time:
+                # start(v) - end(u) - Σ time_coef·indicator >= same-zone transfer seconds
+                expr = cp_model.LinearExpr.weighted_sum(
+                    [self.start[v], self.end[u], *time_vars], [1, -1, *(-c for c in time_coefs)]
+                )
+                m.add_linear_constraint(expr, e.seconds[0], cp_model.INT_MAX)
+
+    def _cloud_members(self, i: int, cloud: str) -> list[_Var]:
+        return [self.x[i][j] for j, c in enumerate(self.prob.cands[i]) if c.location.cloud == cloud]
+
+    def _add_cost_expr_sum(self, vars_: Sequence[_Var], coef: int) -> None:
+        for v in vars_:
+            self._add_cost(v, coef)
+
+    def _zone_terms(self, u: int, v: int, k: str) -> list[tuple[_Var, list[_Var] | None]]:
+        terms: list[tuple[_Var, list[_Var] | None]] = []
+        for loc, yu in self.y[u].items():
+            if loc.cloud != k:
+                continue
+            region = (loc.cloud, loc.region)
+            if loc.zone is None:
+                rv = self.R[v].get(region)
+                terms.append((yu, [rv] if rv is not None else []))
+            else:
+                neg = [w for w in (self.y[v].get(loc), self.zoneless[v].get(region)) if w is not None]
+                terms.append((yu, neg))
+        return terms
+
+    def _region_terms(self, u: int, v: int, k: str) -> list[tuple[_Var, list[_Var] | None]]:
+        terms: list[tuple[_Var, list[_Var] | None]] = []
+        for region, Ru in self.R[u].items():
+            if region[0] == k:
+                rv = self.R[v].get(region)
+                terms.append((Ru, [rv] if rv is not None else []))
+        return terms
+
+    def _differs(
+        self, terms: Sequence[tuple[_Var, Sequence[_Var] | None]], name: str, exact_cloud=None
+    ) -> list[tuple[_Var, int]] | None:
+        """An indicator ≥ max(pos − Σneg) over `terms`, as (variable, coefficient) pairs, or None if ≡ 0.
+
+        When no term has a negative part the positives are exclusive and the indicator is their
+        sum, so no variable is needed."""
+        live = [(p, list(n or ())) for p, n in terms]
+        if not live:
+            return None
+        if all(not n for _, n in live):
+            return [(p, 1) for p, _ in live]
+        d = self.model.new_bool_var(name)
+        for p, n in live:
+            self.model.add_linear_constraint(
+                cp_model.LinearExpr.weighted_sum([d, p, *n], [1, -1] + [1] * len(n)), 0, cp_model.INT_MAX
+            )
+        if exact_cloud is not None:
+            cu, cv = exact_cloud
+            self.model.add_implication(d, cu)
+            if cv is not None:
+                self.model.add_implication(d, cv.Not())
+        return [(d, 1)]
+
+    def _build_quotas(self, with_groups: bool) -> None:
+        prob, m = self.prob, self.model
+        self.intervals: dict[int, cp_model.IntervalVar] = {}
+        for key, limit in prob.limits.items():
+            intervals, demands, top = [], [], 0
+            for i in range(prob.n):
+                amounts = [u.get(key, 0) for u in prob.usage[i]]
+                if not any(amounts):
+                    continue
+                if i not in self.intervals:
+                    self.intervals[i] = m.new_interval_var(self.start[i], self._durations[i], self.end[i], f"iv{i}")
+                if min(amounts) == max(amounts):
+                    demand = amounts[0]
+                else:
+                    demand = m.new_int_var(0, max(amounts), f"q{i}_{key}")
+                    m.add_linear_constraint(
+                        cp_model.LinearExpr.weighted_sum([demand, *self.x[i]], [1] + [-a for a in amounts]), 0, 0
+                    )
+                intervals.append(self.intervals[i])
+                demands.append(demand)
+                top += max(amounts)
+            if with_groups:
+                # A cumulative takes no enforcement literal, so the guarded limit is on its capacity.
+                cap = m.new_int_var(0, max(limit, top), f"cap_{key}")
+                ct = m.add(cap <= limit)
+                self._guard(ct, f"quota:{key}", True)
+            else:
+                cap = limit
+            m.add_cumulative(intervals, demands, cap)
+
+    def _guard(self, ct: cp_model.Constraint, group: str, with_groups: bool) -> None:
+        if with_groups:
+            lit = self.model.new_bool_var(f"group_{group}")
+            ct.only_enforce_if(lit)
+            self.groups[group] = lit
+
+    # --- use -----------------------------------------------------------------------------------
+
+    def cost_expr(self) -> cp_model.LinearExpr:
+        idx = sorted(self._obj)
+        return cp_model.LinearExpr.weighted_sum([self._vars[i] for i in idx], [self._obj[i] for i in idx])
+
+    def preference_expr(self) -> cp_model.LinearExpr | None:
+        pairs = [(v, p) for row, prefs in zip(self.x, self.prob.pref) for v, p in zip(row, prefs) if p]
+        if not pairs:
+            return None
+        return cp_model.LinearExpr.weighted_sum([v for v, _ in pairs], [p for _, p in pairs])
+
+    def max_preference_sum(self) -> int:
+        return sum(max(p) for p in self.prob.pref)
+
+    def hint(self, choice: Sequence[int | None], start: Sequence[int] | None = None) -> None:
+        self.model.clear_hints()
+        for i, j in enumerate(choice):
+            if j is None:
+                continue
+            for jj, v in enumerate(self.x[i]):
+                self.model.add_hint(v, jj == j)
+        if start is not None and self.with_time:
+            for s, value in zip(self.start, start):
+                self.model.add_hint(s, value)
+
+    def bound(self, expr: cp_model.LinearExprT, upper: int) -> _Var:
+        """Add `expr ≤ upper`, switched on by a literal whose domain `release` can later fix to 0
+        (CP-SAT cannot delete a constraint; this keeps one model across lexicographic phases)."""
+        lit = self.model.new_bool_var("bound")
+        self.model.add(expr <= upper).only_enforce_if(lit)
+        self.model.proto.variables[lit.index].domain[:] = [1, 1]
+        return lit
+
+    def release(self, lit: _Var) -> None:
+        self.model.proto.variables[lit.index].domain[:] = [0, 0]
+
+    def counts(self) -> tuple[int, int]:
+        proto = self.model.proto
+        return len(proto.variables), len(proto.constraints)
+
+    def solve(
+        self,
+        objective: cp_model.LinearExprT | None,
+        *,
+        time_limit_s: float,
+        workers: int,
+        seed: int,
+        assumptions: Sequence[str] | None = None,
+    ) -> SolveResult:
+        m = self.model
+        if objective is None:
+            m.clear_objective()
+        else:
+            m.minimize(objective)
+        m.clear_assumptions()
+        solver = cp_model.CpSolver()
+        p = solver.parameters
+        p.num_workers = workers
+        p.random_seed = seed
+        # Reproducibility: interleaved search is deterministic for a fixed worker count, and the
+        # deterministic-time limit stops it at the same point on every run. The wall limit is a
+        # safety net; only when it fires first can two runs differ.
+        p.interleave_search = True
+        p.max_deterministic_time = max(time_limit_s, 0.01)
+        p.max_time_in_seconds = max(time_limit_s, 0.01)
+        if assumptions is not None:
+            lits = [self.groups[g] for g in assumptions]
+            # Guard literals not assumed are free; assumptions are the only way they become true.
+            m.add_assumptions(lits)
+            # Presolve can report a core literal outside the assumptions (or-tools#5141).
+            p.cp_model_presolve = False
+            p.num_workers = 1
+            p.interleave_search = False
+        status = solver.solve(m)
+        name = solver.status_name(status)
+        if name not in ("OPTIMAL", "FEASIBLE"):
+            core: tuple[str, ...] = ()
+            if name == "INFEASIBLE" and assumptions is not None:
+                by_index = {lit.index: g for g, lit in self.groups.items()}
+                core = tuple(
+                    sorted(by_index[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in by_index)
+                )
+            return SolveResult(name, None, None, 0.0, 0.0, None, None, solver.wall_time, solver.deterministic_time, core)
+        values = solver.response_proto.solution
+        choice = [next(j for j, v in enumerate(row) if values[v.index]) for row in self.x]
+        start = [values[s.index] for s in self.start] if self.with_time else None
+        cost = sum(values[i] * c for i, c in self._obj.items())
+        makespan = values[self.makespan.index] if self.makespan is not None else None
+        has_obj = objective is not None
+        return SolveResult(
+            name,
+            choice,
+            start,
+            solver.objective_value if has_obj else 0.0,
+            solver.best_objective_bound if has_obj else 0.0,
+            cost,
+            makespan,
+            solver.wall_time,
+            solver.deterministic_time,
+        )

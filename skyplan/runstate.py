@@ -1,0 +1,199 @@
+"""A run's persistent state in its output directory: the event log, the run lock, task status files in storage.
+
+`DIR/events.jsonl` is append-only, one JSON object per line: `{"ts": ISO-8601 UTC, "t": epoch
+seconds, "event": name, …}`. It is the apply loop's memory across processes: a later
+`skyplan apply DIR` resumes from it (tasks that succeeded for the same spec are not re-run) and
+`skyplan status DIR` reads it. `DIR/.skyplan/lock` holds an fcntl lock and the owner's PID while
+an apply or destroy runs; the kernel drops the lock when that process dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from skyplan.errors import ApplyError, SkyplanError
+
+EVENTS_FILE = "events.jsonl"
+LOCK_FILE = ".skyplan/lock"
+
+
+def now_iso(t: float | None = None) -> str:
+    stamp = _dt.datetime.fromtimestamp(time.time() if t is None else t, tz=_dt.timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EventLog:
+    """Append-only `events.jsonl`; every event is also handed to `on_event` (CLI display)."""
+
+    def __init__(self, directory: Path, on_event: Callable[[dict], None] | None = None):
+        self.path = Path(directory) / EVENTS_FILE
+        self.on_event = on_event
+
+    def emit(self, event: str, **fields: Any) -> dict:
+        t = time.time()
+        record = {"ts": now_iso(t), "t": round(t, 3), "event": event, **fields}
+        line = json.dumps(record, sort_keys=True, default=str)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if self.on_event is not None:
+            self.on_event(record)
+        return record
+
+    def read(self) -> list[dict]:
+        return list(read_events(self.path.parent))
+
+
+def read_events(directory: Path) -> Iterator[dict]:
+    """Every event recorded in `directory` (a torn last line, from a killed writer, is skipped)."""
+    path = Path(directory) / EVENTS_FILE
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+class RunLock:
+    """Exclusive lock on a run directory (one apply or destroy at a time)."""
+
+    def __init__(self, directory: Path, what: str = "apply"):
+        self.path = Path(directory) / LOCK_FILE
+        self.what = what
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ApplyError(
+                f"{self.path.parent.parent}: another skyplan run holds this directory ({holder}); "
+                "wait for it or stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} ({self.what}, since {now_iso()})\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Task status files (`<storage>/<task-slug>/status.json`, written by the executor)
+# ---------------------------------------------------------------------------------------------
+
+
+def join_uri(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def file_uri_path(uri: str) -> Path:
+    """The local path of a `file://` URI (`file:///abs` or `file://relative`)."""
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.netloc + parsed.path))
+
+
+def read_text(uri: str) -> str | None:
+    """The text of an object in storage, None when it does not exist (yet).
+
+    file:// is read directly; s3:// through boto3, gs:// through google-cloud-storage and
+    Azure blob URIs (`az://container/path` or `https://ACCOUNT.blob.core.windows.net/...`)
+    through azure-storage-blob — each with the SDK's own credential chain (never a key of ours).
+    """
+    parsed = urlparse(uri)
+    scheme = parsed.scheme
+    if scheme == "file":
+        path = file_uri_path(uri)
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+    if scheme == "s3":
+        return _read_s3(parsed.netloc, parsed.path.lstrip("/"))
+    if scheme == "gs":
+        return _read_gcs(parsed.netloc, parsed.path.lstrip("/"))
+    if scheme in ("az", "azure") or (scheme == "https" and parsed.netloc.endswith(".blob.core.windows.net")):
+        return _read_azure(uri)
+    raise SkyplanError(f"storage {uri!r}: unsupported scheme {scheme!r} (file, s3, gs, az)")
+
+
+def _read_s3(bucket: str, key: str) -> str | None:
+    try:
+        import boto3
+        from botocore.exceptions import ClientError
+    except ImportError:
+        raise SkyplanError("reading s3:// task status needs boto3 (pip install boto3)") from None
+    try:
+        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise SkyplanError(f"s3://{bucket}/{key}: {exc}") from None
+    return body.decode("utf-8")
+
+
+def _read_gcs(bucket: str, key: str) -> str | None:  # untested here: no GCS emulator in CI
+    try:
+        from google.api_core.exceptions import NotFound
+        from google.cloud import storage
+    except ImportError:
+        raise SkyplanError("reading gs:// task status needs google-cloud-storage") from None
+    try:
+        return storage.Client().bucket(bucket).blob(key).download_as_text()
+    except NotFound:
+        return None
+
+
+def _read_azure(uri: str) -> str | None:  # untested here: no Azurite in CI
+    try:
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.identity import DefaultAzureCredential
+        from azure.storage.blob import BlobClient
+    except ImportError:
+        raise SkyplanError("reading Azure blob task status needs azure-storage-blob and azure-identity") from None
+    parsed = urlparse(uri)
+    if parsed.scheme == "https":
+        url = uri
+    else:  # az://ACCOUNT/CONTAINER/path
+        account, _, rest = (parsed.netloc + parsed.path).partition("/")
+        url = f"https://{account}.blob.core.windows.net/{rest}"
+    try:
+        client = BlobClient.from_blob_url(url, credential=DefaultAzureCredential())
+        return client.download_blob().readall().decode("utf-8")
+    except ResourceNotFoundError:
+        return None
+
+
+def read_status(storage: str, task_slug: str) -> dict | None:
+    """The executor's `status.json` for a task ({exit_code, …}), None while there is none."""
+    text = read_text(join_uri(storage, task_slug, "status.json"))
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return {"exit_code": None, "error": f"status.json is not JSON: {text[:200]!r}"}
+    return doc if isinstance(doc, dict) else {"exit_code": None, "error": "status.json is not an object"}

@@ -1,0 +1,264 @@
+"""What the aws, gcp and azure targets share: templates, user data, storage URIs, error tables.
+
+A cloud target renders its root stack from `templates/<cloud>/*.tf.j2` with values computed here
+and in its own module; the per-task machines come from the hand-written `modules/<cloud>-node`.
+
+User data. Each task's `cloud-init/<task-slug>.yaml` is written once per task, but two values in
+it are only known when Terraform runs, so the file carries two placeholder words that the stack
+substitutes (everything else in the file is ASCII, user text only inside base64, so the words
+cannot occur by accident):
+
+* `STORAGE_TOKEN`, the content of `/etc/skyplan/storage`: the root stack passes `var.storage`
+  and the node module writes `jsonencode(var.storage)` there (a JSON string is a valid YAML
+  double-quoted scalar, so any URI stays one YAML value);
+* `RANK_TOKEN`, the content of `/etc/skyplan/node-rank` (multi-node tasks only): the node module
+  writes each machine's `count.index`.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import jinja2
+import yaml
+
+from skyplan.errors import RenderError
+from skyplan.models import FailureScope, Offering, ResourceOption, Task
+from skyplan.targets.base import Failure, StackContext, StackTask, Target
+
+STORAGE_TOKEN = "SKYPLAN_STORAGE_TOKEN"
+RANK_TOKEN = "SKYPLAN_NODE_RANK_TOKEN"
+_STORAGE_FILE = "/etc/skyplan/storage"
+_RANK_FILE = "/etc/skyplan/node-rank"
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage URIs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageRef:
+    """A parsed staging URI: `cloud` is aws / gcp / azure, `bucket` the bucket or container."""
+
+    cloud: str
+    bucket: str
+    prefix: str  # without leading or trailing "/"; "" for the whole bucket
+    account: str | None = None  # Azure storage account
+
+
+def parse_storage(uri: str) -> StorageRef | None:
+    """Parse `s3://b/p`, `gs://b/p`, `https://<account>.blob.core.windows.net/<container>/p` or
+    `az://<account>/<container>/p`; None for anything else (file://, unknown schemes).
+
+    >>> parse_storage("s3://bkt/runs/ml")
+    StorageRef(cloud='aws', bucket='bkt', prefix='runs/ml', account=None)
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return None
+    scheme = scheme.lower()
+    parts = [p for p in rest.split("/") if p]
+    if scheme in ("s3", "gs") and parts:
+        return StorageRef("aws" if scheme == "s3" else "gcp", parts[0], "/".join(parts[1:]))
+    if scheme == "https" and len(parts) >= 2 and parts[0].lower().endswith(".blob.core.windows.net"):
+        account = parts[0].split(".", 1)[0].lower()
+        return StorageRef("azure", parts[1], "/".join(parts[2:]), account)
+    if scheme == "az" and len(parts) >= 2:
+        return StorageRef("azure", parts[1], "/".join(parts[2:]), parts[0].lower())
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Failure classification: a table of (cloud error code or phrase → scope), first match wins
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """One recognised provisioning error: a regex over the text, what it rules out, its name."""
+
+    pattern: re.Pattern[str]
+    scope: FailureScope
+    code: str
+
+
+def rule(pattern: str, scope: FailureScope, code: str) -> ErrorRule:
+    """An ErrorRule matching `pattern` case-insensitively anywhere in the text."""
+    return ErrorRule(re.compile(pattern, re.IGNORECASE | re.DOTALL), scope, code)
+
+
+def classify(rules: tuple[ErrorRule, ...], message: str) -> Failure | None:
+    """The Failure of the first rule whose pattern occurs in `message`, else None."""
+    for r in rules:
+        if r.pattern.search(message):
+            return Failure(r.scope, r.code, message.strip())
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Templates
+# ---------------------------------------------------------------------------------------------
+
+
+def aligned(pairs: list[tuple[str, str]], indent: int) -> str:
+    """`key = value` lines with the `=` aligned the way `terraform fmt` aligns them.
+
+    Keys and values must already be HCL (e.g. `hcl_string` output). fmt pads every key of a run
+    of single-line attributes to the longest one, counting characters (runes), as here.
+    """
+    if not pairs:
+        return ""
+    width = max(len(k) for k, _ in pairs)
+    pad = " " * indent
+    return "\n".join(f"{pad}{k.ljust(width)} = {v}" for k, v in pairs)
+
+
+def render_templates(target: str, **values: Any) -> dict[str, str]:
+    """Render every `templates/<target>/*.tf.j2`; keys are the `.tf` file names."""
+    from skyplan.assets import templates_dir
+    from skyplan.hcl import jinja_filters
+
+    folder = templates_dir() / target
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(jinja_filters())
+    env.filters["aligned"] = aligned
+    return {
+        path.name[: -len(".j2")]: env.get_template(path.name).render(**values)
+        for path in sorted(folder.glob("*.tf.j2"))
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-task facts every cloud stack needs
+# ---------------------------------------------------------------------------------------------
+
+
+def chosen_option(task: Task, offering: Offering) -> ResourceOption:
+    """The task's resource option the offering was chosen for (most preferred that fits).
+
+    The placement records the offering, not the option; options differ in disk, ports and image,
+    so pick the first option (by preference) whose cloud, instance type and accelerator match.
+    """
+    def fits(opt: ResourceOption) -> bool:
+        if opt.cloud not in (None, offering.cloud):
+            return False
+        if opt.instance_type not in (None, offering.instance_type):
+            return False
+        wanted = opt.accelerator.name if opt.accelerator else None
+        return wanted is None or wanted == offering.accelerator
+
+    ranked = sorted(task.options, key=lambda o: o.preference)
+    return next((o for o in ranked if fits(o)), ranked[0])
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """One task's placement, in the words a node module needs."""
+
+    name: str  # exact spec name (key of active_tasks and of the `tasks` output)
+    module: str  # Terraform identifier of its module block
+    slug: str  # cloud-safe name: resource names, tags, cloud-init file name
+    region: str
+    zone: str | None
+    instance_type: str
+    accelerator: str | None
+    accelerator_count: int
+    spot: bool
+    num_nodes: int
+    disk_gb: int
+    ports: tuple[int, ...]
+    image_id: str | None
+
+
+def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
+    """Collect the facts of one placed task."""
+    from skyplan.hcl import cloud_name, hcl_identifier
+
+    cand = st.placement.candidate
+    off = cand.offering
+    task = ctx.spec.task(st.placement.task)
+    opt = chosen_option(task, off)
+    return NodeFacts(
+        name=task.name,
+        module=hcl_identifier(task.name),
+        slug=cloud_name(task.name),
+        region=off.location.region,
+        zone=off.location.zone,
+        instance_type=off.instance_type,
+        accelerator=off.accelerator,
+        accelerator_count=off.accelerator_count,
+        spot=cand.spot,
+        num_nodes=cand.num_nodes,
+        disk_gb=opt.disk_gb,
+        ports=tuple(sorted(set(opt.ports))),
+        image_id=opt.image_id,
+    )
+
+
+def region_alias(region: str) -> str:
+    """Provider alias / identifier part for a catalog region or zone name (`us-east-1` → `us_east_1`)."""
+    return re.sub(r"[^a-z0-9_]", "_", region.lower())
+
+
+# ---------------------------------------------------------------------------------------------
+# The base class
+# ---------------------------------------------------------------------------------------------
+
+
+class CloudTarget(Target):
+    """A public cloud: VMs booted with cloud-init, failures classified from the cloud's error codes."""
+
+    error_rules: ClassVar[tuple[ErrorRule, ...]] = ()
+
+    def classify_failure(self, message: str) -> Failure | None:
+        """Classify by the cloud's own error code or phrase (see `error_rules`)."""
+        return classify(self.error_rules, message)
+
+    def render_stack(self, ctx: StackContext) -> dict[str, str]:
+        """Render `templates/<cloud>/` with the values of `stack_values`."""
+        return render_templates(self.name, **self.stack_values(ctx))
+
+    @abc.abstractmethod
+    def stack_values(self, ctx: StackContext) -> dict[str, Any]:
+        """The template values of this cloud's root stack (pure)."""
+
+    def user_data(self, cloud_init_text: str, *, task: Task, storage: str) -> str:
+        """Turn the executor's cloud-config into this stack's user-data file (with the tokens).
+
+        The storage file's content becomes STORAGE_TOKEN; multi-node tasks get a node-rank file
+        holding RANK_TOKEN. The size is checked against the cloud's limit with the real storage
+        URI and the largest rank in place.
+
+        Raises:
+            RenderError: the result is over the cloud's user-data limit, or the text is not the
+                cloud-config document `skyplan.executor.cloud_init` writes.
+        """
+        from skyplan.executor import check_user_data
+
+        header = "".join(line + "\n" for line in cloud_init_text.splitlines() if line.startswith("#"))
+        doc = yaml.safe_load(cloud_init_text)
+        if not isinstance(doc, dict) or not isinstance(doc.get("write_files"), list):
+            raise RenderError(f"task {task.name!r}: executor cloud-config has no write_files list")
+        files = [f for f in doc["write_files"] if f.get("path") not in (_STORAGE_FILE, _RANK_FILE)]
+        ours = [{"path": _STORAGE_FILE, "permissions": "0644", "content": STORAGE_TOKEN}]
+        if task.num_nodes > 1:
+            ours.append({"path": _RANK_FILE, "permissions": "0644", "content": RANK_TOKEN})
+        doc["write_files"] = ours + files
+        text = header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=1 << 30,
+                                       default_flow_style=False)
+        # What the VM will really receive: the largest rank and the real storage URI, JSON-quoted.
+        worst = text.replace(STORAGE_TOKEN, json.dumps(storage)).replace(RANK_TOKEN, f"'{task.num_nodes - 1}'")
+        check_user_data(self.name, worst, task_name=task.name)
+        return text

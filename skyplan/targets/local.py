@@ -1,0 +1,269 @@
+"""The `local` target: tasks run as process groups on this machine, through Terraform's built-in `terraform_data`.
+
+Zones are slot groups configured in `~/.config/skyplan/local.yaml` (or `$SKYPLAN_LOCAL_CONFIG`)::
+
+    zones:
+      - {name: local-1, cpus: 8, memory: 32, accelerators: "", price: 0, inject_failure: null}
+
+Without a file there is one zone, `local-1`, with this machine's CPUs and memory. `price` (USD/h,
+default 0) lets a test or a user rank zones; `inject_failure: capacity` is a testing aid that makes
+the zone refuse every task with the same text a real "no free slot" gives.
+
+Each zone is offered in every whole CPU size up to its CPU count (instance type `local-<n>cpu`), so
+a `cpus: 2` task takes 2 of the zone's slots and the per-zone vcpus quota lets tasks share a zone.
+The stack writes each task's executor to `DIR/local/executors/<task-slug>.sh`; the node module's
+`run.sh` takes the slots (flock'ed files under `~/.cache/skyplan/local-slots/<zone>/`, or
+`$SKYPLAN_LOCAL_SLOTS_DIR`, shared by every run on the machine: another run holding them is a real
+"no free slot"), starts the executor in its own session, records its PID in the work directory
+`DIR/.skyplan/work/<task-slug>/node-<rank>/` and blocks until it finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import yaml
+
+from skyplan.errors import SkyplanError
+from skyplan.models import FailureScope, Location, Offering, Quota, Spec
+from skyplan.targets.base import Failure, StackContext, Target
+
+_NO_SLOT = re.compile(r"skyplan-local: zone (\S+) has no free slot")
+
+
+@dataclass(frozen=True)
+class LocalZone:
+    name: str
+    cpus: int
+    memory_gib: float
+    accelerator: str | None = None
+    accelerator_count: int = 0
+    price: float = 0.0
+    inject_failure: str | None = None
+
+
+def config_path() -> Path:
+    """Where the local zones are configured."""
+    env = os.environ.get("SKYPLAN_LOCAL_CONFIG")
+    return Path(env).expanduser() if env else Path("~/.config/skyplan/local.yaml").expanduser()
+
+
+def _machine_memory_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        return 1.0
+
+
+def load_zones(path: Path | None = None) -> tuple[LocalZone, ...]:
+    """The configured local zones (the default single zone when the file does not exist)."""
+    path = path or config_path()
+    if not path.exists():
+        return (LocalZone("local-1", os.cpu_count() or 1, round(_machine_memory_gib(), 1)),)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SkyplanError(f"{path}: not valid YAML ({exc})") from None
+    items = doc.get("zones") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not items:
+        raise SkyplanError(f"{path}: expected `zones:` with a list of {{name, cpus, memory}}")
+    zones = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not item.get("name"):
+            raise SkyplanError(f"{path}: zones[{i}] needs a `name`")
+        accel, count = None, 0
+        if item.get("accelerators"):
+            name, _, n = str(item["accelerators"]).partition(":")
+            accel, count = name.strip(), int(n or 1)
+        failure = item.get("inject_failure")
+        if failure not in (None, "capacity"):
+            raise SkyplanError(f"{path}: zones[{i}].inject_failure must be null or \"capacity\", got {failure!r}")
+        zones.append(
+            LocalZone(
+                name=str(item["name"]),
+                cpus=int(item.get("cpus", os.cpu_count() or 1)),
+                memory_gib=float(item.get("memory", round(_machine_memory_gib(), 1))),
+                accelerator=accel,
+                accelerator_count=count,
+                price=float(item.get("price", 0.0)),
+                inject_failure=failure,
+            )
+        )
+    return tuple(zones)
+
+
+def _instance_cpus(instance_type: str, default: int) -> int:
+    m = re.fullmatch(r"local-(\d+)cpu", instance_type)
+    return int(m.group(1)) if m else default
+
+
+class LocalTarget(Target):
+    """Processes on this machine; off unless the spec names `local` in `allowed.clouds`."""
+
+    name: ClassVar[str] = "local"
+    enabled_by_default: ClassVar[bool] = False
+    apply_waits_for_tasks: ClassVar[bool] = True
+
+    def __init__(self, zones: tuple[LocalZone, ...] | None = None):
+        self._zones = zones
+
+    @property
+    def zones(self) -> tuple[LocalZone, ...]:
+        if self._zones is None:
+            self._zones = load_zones()
+        return self._zones
+
+    def _zone(self, name: str) -> LocalZone:
+        for z in self.zones:
+            if z.name == name:
+                return z
+        raise SkyplanError(f"local zone {name!r} is not in {config_path()} (zones: "
+                           f"{', '.join(z.name for z in self.zones)})")
+
+    def offerings(self, spec: Spec) -> list[Offering]:
+        out = []
+        for z in self.zones:
+            loc = Location("local", "local", z.name)
+            for n in range(1, z.cpus + 1):
+                # Share of the zone's memory and price in proportion to the CPUs taken.
+                share = n / z.cpus
+                out.append(Offering(loc, f"local-{n}cpu", None, 0, float(n), round(z.memory_gib * share, 2),
+                                    round(z.price * share, 6), None))
+            if z.accelerator:
+                out.append(Offering(loc, f"local-{z.cpus}cpu", z.accelerator, z.accelerator_count,
+                                    float(z.cpus), z.memory_gib, z.price, None))
+        return out
+
+    def capacity(self, spec: Spec) -> tuple[Quota, ...]:
+        quotas = []
+        for z in self.zones:
+            match = (("cloud", "local"), ("zone", z.name))
+            quotas.append(Quota(f"local-{z.name}-vcpus", "vcpus", float(z.cpus), match))
+            if z.accelerator:
+                quotas.append(Quota(f"local-{z.name}-accelerators", "accelerators",
+                                    float(z.accelerator_count), match))
+        return tuple(quotas)
+
+    def storage_uri(self, base: str | None, plan_name: str) -> str:
+        # Relative file:// URIs are resolved against the output directory by `skyplan apply`.
+        if base and not base.startswith("file://"):
+            raise SkyplanError(f"storage {base!r}: the local target stages outputs in a directory "
+                               "(file://…); set `storage: file:///path` or leave it out")
+        return super().storage_uri(base, plan_name)
+
+    def render_stack(self, ctx: StackContext) -> dict[str, str]:
+        from skyplan.hcl import cloud_name, hcl_identifier
+
+        tasks = []
+        files: dict[str, str] = {}
+        for st in ctx.tasks:
+            off = st.placement.candidate.offering
+            zone = self._zone(off.location.zone or "")
+            slug = cloud_name(st.placement.task)
+            files[f"executors/{slug}.sh"] = st.executor
+            tasks.append(
+                {
+                    "name": st.placement.task,
+                    "module": hcl_identifier(st.placement.task),
+                    "slug": slug,
+                    "zone": zone.name,
+                    "cpus": _instance_cpus(off.instance_type, math.ceil(off.vcpus or 1)),
+                    "zone_cpus": zone.cpus,
+                    "num_nodes": st.placement.candidate.num_nodes,
+                    "executor_sha256": hashlib.sha256(st.executor.encode()).hexdigest(),
+                    "inject_failure": zone.inject_failure,
+                }
+            )
+        files.update(
+            render_templates(
+                self.name,
+                plan_name=ctx.plan_name,
+                storage=ctx.storage,
+                terraform_version=ctx.terraform_version,
+                tasks=tasks,
+            )
+        )
+        return files
+
+    def classify_failure(self, message: str) -> Failure | None:
+        m = _NO_SLOT.search(message)
+        if m:
+            return Failure(FailureScope.ZONE, "LocalNoFreeSlot", m.group(0))
+        return None
+
+    def reap(self, run_dir: Path) -> list[int]:
+        """Kill every task process group this run recorded and that still runs; return their ids.
+
+        Terraform does not run destroy provisioners for tainted (interrupted) nodes and knows
+        nothing of a run killed with SIGKILL, so apply and destroy call this after Terraform."""
+        return reap_work_dirs(Path(run_dir) / ".skyplan" / "work", str(Path(run_dir).resolve()))
+
+
+def render_templates(target: str, **values: object) -> dict[str, str]:
+    """Render every `templates/<target>/*.tf.j2` with the HCL filters; keys are the `.tf` names."""
+    import jinja2
+
+    from skyplan.assets import templates_dir
+    from skyplan.hcl import jinja_filters
+
+    folder = templates_dir() / target
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(jinja_filters())
+    return {
+        path.name[: -len(".j2")]: env.get_template(path.name).render(**values)
+        for path in sorted(folder.glob("*.tf.j2"))
+    }
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _belongs_to_run(pid: int, run_dir: str) -> bool:
+    # Guard against PID reuse: the recorded leader must still be an executor of this run.
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return True  # not a Linux /proc, or the leader exited while its group lives on
+    return run_dir in cmdline or not cmdline
+
+
+def reap_work_dirs(work_root: Path, run_dir: str) -> list[int]:
+    """Stop (TERM, then KILL after 10 s) the process groups recorded in `work_root/*/node-*/pid`."""
+    killed = []
+    for pidfile in sorted(work_root.glob("*/node-*/pid")):
+        try:
+            pgid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if pgid > 1 and _group_alive(pgid) and _belongs_to_run(pgid, run_dir):
+            os.killpg(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _group_alive(pgid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+            killed.append(pgid)
+        pidfile.unlink(missing_ok=True)
+    return killed

@@ -1,0 +1,350 @@
+"""Tests for the executor script and its cloud-init wrapper: lint, schema, and real local runs."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from skyplan.errors import RenderError
+from skyplan.executor import (
+    EXECUTOR_PATH,
+    USER_DATA_LIMITS,
+    check_user_data,
+    cloud_init,
+    executor_script,
+    task_slug,
+)
+from skyplan.models import ResourceOption, Task
+
+NASTY = "echo \"it's ${HOME} %{x} $(id -u)\" `true` \\\\ \n" "cat <<'EOF'\n$$ EOF\nEOF\n"
+
+
+def make_task(name: str = "train", **kw) -> Task:
+    return Task(name=name, options=(ResourceOption(),), **kw)
+
+
+def write_script(tmp_path: Path, task: Task, upstream=(), plan: str = "demo") -> Path:
+    path = tmp_path / f"{task_slug(task.name)}.sh"
+    path.write_text(executor_script(task, plan_name=plan, upstream=list(upstream)))
+    return path
+
+
+def run_executor(script: Path, storage: Path, work: Path, extra_env=None, timeout=60):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYPLAN_", "SKYPILOT_"))}
+    env.update(SKYPLAN_STORAGE=f"file://{storage}", SKYPLAN_WORK_DIR=str(work), SKYPLAN_SHUTDOWN="0")
+    env.update(extra_env or {})
+    return subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def publish(storage: Path, slug: str, files: dict[str, str], exit_code: int = 0) -> None:
+    """Pretend an upstream task ran: its outputs and status.json in storage."""
+    out = storage / slug / "outputs"
+    out.mkdir(parents=True)
+    for rel, text in files.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+    (storage / slug / "status.json").write_text(json.dumps({"task": slug, "exit_code": exit_code}))
+
+
+def status(storage: Path, task: str) -> dict:
+    return json.loads((storage / task_slug(task) / "status.json").read_text())
+
+
+def decoded_executor(user_data: str) -> str:
+    doc = yaml.safe_load(user_data)
+    (entry,) = [f for f in doc["write_files"] if f["path"] == EXECUTOR_PATH]
+    assert entry["encoding"] == "gz+b64"
+    return gzip.decompress(base64.b64decode(entry["content"])).decode("utf-8")
+
+
+SAMPLE_TASKS = [
+    make_task("minimal"),
+    make_task("full", setup="pip install -r requirements.txt", run="python train.py --epochs $EPOCHS",
+              envs=(("EPOCHS", "10"), ("MSG", "it's \"quoted\"\n${x}")), secrets=("HF_TOKEN",), num_nodes=2),
+    make_task("Nasty Name's \"task\"\n$(rm -rf /)", setup=NASTY, run=NASTY, envs=(("V", NASTY),)),
+    make_task("setup-only", setup="true"),
+]
+
+
+# --- lint and schema -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", SAMPLE_TASKS, ids=lambda t: task_slug(t.name))
+def test_shellcheck_passes(tmp_path, task):
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (CI installs it: apt-get install shellcheck)")
+    script = write_script(tmp_path, task, upstream=["prep", "Fetch Data"])
+    result = subprocess.run(["shellcheck", "--shell=bash", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def _schema_check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("storage", [None, "gs://bucket/runs/demo"])
+@pytest.mark.parametrize("task", SAMPLE_TASKS[:3], ids=lambda t: task_slug(t.name))
+def test_cloud_init_schema_valid(tmp_path, task, storage):
+    if shutil.which("cloud-init") is None:
+        pytest.skip("cloud-init is not installed (CI installs it: apt-get install cloud-init)")
+    script = executor_script(task, plan_name="demo", upstream=["prep"])
+    path = tmp_path / "user-data.yaml"
+    path.write_text(cloud_init(script, task_name=task.name, plan_name="demo", storage=storage, node_rank=1))
+    result = _schema_check(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cloud_init_schema_check_rejects_invalid(tmp_path):
+    """Negative control: the schema check used above does reject a broken document."""
+    if shutil.which("cloud-init") is None:
+        pytest.skip("cloud-init is not installed")
+    path = tmp_path / "bad.yaml"
+    path.write_text("#cloud-config\nwrite_files:\n- path: /x\n  encoding: rot13\n  content: x\n")
+    assert _schema_check(path).returncode != 0
+
+
+def test_cloud_init_decodes_to_exact_script_and_runs_it():
+    task = SAMPLE_TASKS[2]
+    script = executor_script(task, plan_name="demo", upstream=[])
+    text = cloud_init(script, task_name=task.name, plan_name="demo", storage="s3://b/p", node_rank=0)
+    assert text.startswith("#cloud-config\n")
+    assert text.isascii()  # user text only inside base64: HCL and NFC normalisation cannot touch it
+    doc = yaml.safe_load(text)
+    assert decoded_executor(text) == script
+    files = {f["path"]: f for f in doc["write_files"]}
+    assert files[EXECUTOR_PATH]["permissions"] == "0755"
+    assert files["/etc/skyplan/storage"]["content"] == "s3://b/p"
+    assert files["/etc/skyplan/node-rank"]["content"] == "0\n"
+    assert doc["runcmd"] == [["env", "SKYPLAN_SHUTDOWN=1", EXECUTOR_PATH]]
+    assert doc["power_state"]["mode"] == "poweroff"
+
+
+def test_rendering_is_deterministic():
+    task = SAMPLE_TASKS[1]
+    a = executor_script(task, plan_name="demo", upstream=["b", "a"])
+    b = executor_script(task, plan_name="demo", upstream=["a", "b"])
+    assert a == b
+    assert cloud_init(a, task_name="full", plan_name="demo") == cloud_init(b, task_name="full", plan_name="demo")
+
+
+@pytest.mark.parametrize("storage", ["https://acct.blob.core.windows.net/c/p?sv=2024&sig=abc", "s3://key:secret@bucket/p"])
+def test_cloud_init_refuses_credentials_in_storage(storage):
+    with pytest.raises(RenderError, match="credentials"):
+        cloud_init("#!/bin/bash\n", task_name="t", plan_name="p", storage=storage)
+
+
+# --- render-time validation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"envs": (("BAD-NAME", "x"),)}, "not a valid environment variable name"),
+        ({"envs": (("SKYPLAN_OUTPUT_DIR", "x"),)}, "reserved"),
+        ({"secrets": ("1TOKEN",)}, "not a valid environment variable name"),
+        ({"envs": (("TOKEN", "x"),), "secrets": ("TOKEN",)}, "both an env and a secret"),
+        ({"run": "echo a\x00b"}, "NUL"),
+        ({"envs": (("V", "\ud800"),)}, "not valid Unicode"),
+    ],
+)
+def test_render_refuses_what_bash_cannot_hold(kw, match):
+    with pytest.raises(RenderError, match=match):
+        executor_script(make_task("t", **kw), plan_name="p", upstream=[])
+
+
+# --- size limits -----------------------------------------------------------------------------
+
+
+def test_user_data_limits_are_documented_values():
+    assert USER_DATA_LIMITS == {"aws": 16384, "azure": 65535, "gcp": 262144}
+
+
+def test_size_check_raises_on_aws_but_not_gcp():
+    # Random-looking text does not compress, so the user data grows with the script.
+    big = base64.b64encode(os.urandom(30_000)).decode()
+    task = make_task("huge", run=f"echo {big}")
+    text = cloud_init(executor_script(task, plan_name="p", upstream=[]), task_name="huge", plan_name="p")
+    size = len(text.encode())
+    assert USER_DATA_LIMITS["aws"] < size < USER_DATA_LIMITS["gcp"]
+    with pytest.raises(RenderError) as err:
+        check_user_data("aws", text, task_name="huge")
+    msg = str(err.value)
+    for part in ("'huge'", "aws", f"{size:,}", "16,384", "workdir"):
+        assert part in msg
+    check_user_data("gcp", text, task_name="huge")
+    check_user_data("local", text, task_name="huge")  # no limit for local/ssh
+
+
+def test_typical_task_fits_aws_with_room():
+    text = cloud_init(executor_script(SAMPLE_TASKS[1], plan_name="demo", upstream=["prep"]),
+                      task_name="full", plan_name="demo", storage="s3://bucket/skyplan/demo")
+    check_user_data("aws", text, task_name="full")
+    assert len(text) < USER_DATA_LIMITS["aws"] // 2
+
+
+# --- real local runs -------------------------------------------------------------------------
+
+
+def test_run_sees_upstream_inputs_and_publishes_outputs(tmp_path):
+    storage, work = tmp_path / "storage", tmp_path / "work"
+    publish(storage, "prep", {"data.txt": "rows\n", "sub/more.txt": "x"})
+    task = make_task(
+        "train",
+        run='cat "$SKYPLAN_INPUT_DIR/prep/data.txt" > "$SKYPLAN_OUTPUT_DIR/model.txt"\n'
+        'cp "$SKYPLAN_INPUT_DIR/prep/sub/more.txt" "$SKYPLAN_OUTPUT_DIR/"\n'
+        'echo "rank=$SKYPLAN_NODE_RANK/$SKYPILOT_NUM_NODES epochs=$EPOCHS"\n',
+        envs=(("EPOCHS", "3"),),
+    )
+    result = run_executor(write_script(tmp_path, task, upstream=["prep"]), storage, work)
+    assert result.returncode == 0, result.stderr
+    assert (storage / "train" / "outputs" / "model.txt").read_text() == "rows\n"
+    assert (storage / "train" / "outputs" / "more.txt").read_text() == "x"
+    st = status(storage, "train")
+    assert st["task"] == "train" and st["exit_code"] == 0 and st["stage"] == "run"
+    assert st["started"] <= st["finished"] and st["host"]
+    assert "rank=0/1 epochs=3" in (work / "task.log").read_text()
+    assert "rank=0/1 epochs=3" in result.stdout + result.stderr  # the console sees it too
+    assert "rank=0/1 epochs=3" in (storage / "train" / "log-tail.txt").read_text()
+
+
+def test_failing_run_gives_its_exit_code(tmp_path):
+    storage, work = tmp_path / "storage", tmp_path / "work"
+    task = make_task("boom", run="echo partial > $SKYPLAN_OUTPUT_DIR/p\nexit 7\n")
+    result = run_executor(write_script(tmp_path, task), storage, work)
+    assert result.returncode == 7
+    assert status(storage, "boom")["exit_code"] == 7
+    assert status(storage, "boom")["stage"] == "run"
+    # outputs of a failed run are still published, for debugging
+    assert (storage / "boom" / "outputs" / "p").exists()
+
+
+def test_failing_setup_skips_run(tmp_path):
+    storage, work = tmp_path / "storage", tmp_path / "work"
+    marker = tmp_path / "ran"
+    task = make_task("s", setup="false\n", run=f"touch {marker}")
+    result = run_executor(write_script(tmp_path, task), storage, work)
+    assert result.returncode == 1
+    assert status(storage, "s")["stage"] == "setup"
+    assert not marker.exists()
+
+
+def test_setup_runs_before_run_in_work_dir(tmp_path):
+    storage, work = tmp_path / "storage", tmp_path / "work"
+    task = make_task("order", setup="pwd > setup_pwd\necho one > order", run="echo two >> order\ncp order $SKYPLAN_OUTPUT_DIR/")
+    assert run_executor(write_script(tmp_path, task), storage, work).returncode == 0
+    assert (storage / "order" / "outputs" / "order").read_text() == "one\ntwo\n"
+    assert (work / "setup_pwd").read_text().strip() == str(work)
+
+
+def test_missing_secret_fails_clearly_and_values_never_written(tmp_path):
+    storage, work = tmp_path / "storage", tmp_path / "work"
+    task = make_task("sec", run='test -n "$API_KEY" && test -n "$HF_TOKEN"', secrets=("API_KEY", "HF_TOKEN"))
+    script = write_script(tmp_path, task)
+    result = run_executor(script, storage, work, {"API_KEY": "x"})
+    assert result.returncode == 78
+    assert status(storage, "sec")["stage"] == "config"
+    assert "HF_TOKEN" in (work / "task.log").read_text() and "API_KEY" not in (work / "task.log").read_text()
+
+    secret = "s3cr3t-value-1234"
+    result = run_executor(script, storage, tmp_path / "work2", {"API_KEY": secret, "HF_TOKEN": secret})
+    assert result.returncode == 0
+    for root in (storage, tmp_path / "work2"):
+        for f in root.rglob("*"):
+            if f.is_file():
+                assert secret not in f.read_text(errors="replace"), f
+    assert secret not in script.read_text() and secret not in result.stdout + result.stderr
+
+
+def test_failed_or_missing_upstream_stops_before_setup(tmp_path):
+    storage, work = tmp_path / "storage", tmp_path / "work"
+    marker = tmp_path / "ran"
+    publish(storage, "prep", {"a": "1"}, exit_code=3)
+    task = make_task("down", setup=f"touch {marker}", run="true")
+    result = run_executor(write_script(tmp_path, task, upstream=["prep"]), storage, work)
+    assert result.returncode == 66 and status(storage, "down")["stage"] == "inputs"
+    result = run_executor(write_script(tmp_path, task, upstream=["never-ran"]), storage, tmp_path / "w2")
+    assert result.returncode == 66
+    assert not marker.exists()
+
+
+def test_outputs_replace_those_of_an_earlier_attempt(tmp_path):
+    storage = tmp_path / "storage"
+    (storage / "t" / "outputs").mkdir(parents=True)
+    (storage / "t" / "outputs" / "stale.txt").write_text("old")
+    task = make_task("t", run="echo new > $SKYPLAN_OUTPUT_DIR/fresh.txt")
+    assert run_executor(write_script(tmp_path, task), storage, tmp_path / "work").returncode == 0
+    assert sorted(p.name for p in (storage / "t" / "outputs").iterdir()) == ["fresh.txt"]
+
+
+@pytest.mark.parametrize(
+    ("storage_uri", "needle"),
+    [("", "no staging area"), ("file:///x?sig=abc", "credentials"), ("ftp://host/x", "unsupported")],
+)
+def test_bad_storage_is_a_config_error(tmp_path, storage_uri, needle):
+    script = write_script(tmp_path, make_task("t", run="true"))
+    result = run_executor(script, tmp_path, tmp_path / "work", {"SKYPLAN_STORAGE": storage_uri})
+    assert result.returncode == 78
+    assert needle in result.stderr
+    assert "sig=abc" not in result.stderr  # the credential-looking URI is not echoed back
+    assert '"stage": "config"' in (tmp_path / "work" / "status.json").read_text()
+
+
+def test_other_nodes_report_beside_node_zero_and_do_not_publish(tmp_path):
+    storage = tmp_path / "storage"
+    task = make_task("mn", run="echo $SKYPLAN_NODE_RANK > $SKYPLAN_OUTPUT_DIR/rank", num_nodes=2)
+    script = write_script(tmp_path, task)
+    result = run_executor(script, storage, tmp_path / "w1", {"SKYPLAN_NODE_RANK": "1"})
+    assert result.returncode == 0
+    assert json.loads((storage / "mn" / "nodes" / "1" / "status.json").read_text())["node_rank"] == 1
+    assert not (storage / "mn" / "outputs").exists()
+    assert run_executor(script, storage, tmp_path / "w0").returncode == 0
+    st = status(storage, "mn")
+    assert st["node_rank"] == 0 and st["num_nodes"] == 2
+    assert (storage / "mn" / "outputs" / "rank").read_text() == "0\n"
+
+
+def test_shutdown_only_when_asked(tmp_path):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    calls = tmp_path / "shutdown-calls"
+    for tool in ("shutdown", "sudo"):
+        (fake_bin / tool).write_text(f'#!/bin/sh\necho "$0 $*" >> {calls}\n')
+        (fake_bin / tool).chmod(0o755)
+    script = write_script(tmp_path, make_task("t", run="exit 4"))
+    path = f"{fake_bin}:{os.environ['PATH']}"
+    result = run_executor(script, tmp_path / "s", tmp_path / "w", {"PATH": path, "SKYPLAN_SHUTDOWN": "0"})
+    assert result.returncode == 4 and not calls.exists()
+    result = run_executor(script, tmp_path / "s", tmp_path / "w", {"PATH": path, "SKYPLAN_SHUTDOWN": "1"})
+    assert result.returncode == 4  # the task's code survives the power-off request
+    assert "shutdown -h now" in calls.read_text()
+
+
+def test_sigterm_stops_the_task_and_its_children(tmp_path):
+    storage, work = tmp_path / "storage", tmp_path / "work"
+    pidfile = tmp_path / "child.pid"
+    task = make_task("long", run=f"sleep 300 &\necho $! > {pidfile}\nwait\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYPLAN_")}
+    env.update(SKYPLAN_STORAGE=f"file://{storage}", SKYPLAN_WORK_DIR=str(work), SKYPLAN_SHUTDOWN="0")
+    proc = subprocess.Popen(["bash", str(write_script(tmp_path, task))], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 20
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 143
+    st = status(storage, "long")
+    assert st["exit_code"] == 143 and st["stage"] == "run"
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
