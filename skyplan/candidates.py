@@ -18,6 +18,7 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from skyplan.catalog import is_accelerated
 from skyplan.errors import CatalogError, InfeasibleError, SpecError
@@ -87,9 +88,7 @@ class Exclusions:
         return f"excluded {', '.join(self.tokens)}" if self.tokens else "no exclusions"
 
 
-def parse_exclusions(
-    tokens: Iterable[str], catalog: Catalog, extra: Sequence[Offering] = ()
-) -> Exclusions:
+def parse_exclusions(tokens: Iterable[str], catalog: Catalog, extra: Sequence[Offering] = ()) -> Exclusions:
     """Resolve exclusion tokens against the catalog (and target offerings such as `local`).
 
     A token is a zone (`use1-az1`, `us-central1-a`, `local-1`), a region (`eastus`,
@@ -110,7 +109,9 @@ def parse_exclusions(
         given.add(token)
         cloud, _, name = token.rpartition(":")
         if cloud and cloud not in index.clouds:
-            raise CatalogError(f"exclusion {token!r}: unknown cloud {cloud!r}{_did_you_mean(cloud, index.clouds)}")
+            raise CatalogError(
+                f"exclusion {token!r}: unknown cloud {cloud!r}{_did_you_mean(cloud, index.clouds)}"
+            )
         if not cloud and name in index.clouds:
             clouds.add(name)
             continue
@@ -144,15 +145,19 @@ def _unknown_location_message(token: str, name: str, index: _LocationIndex) -> s
     aws_name = _AWS_ZONE_NAME.fullmatch(name)
     if aws_name and ("aws", aws_name.group(1)) in index.regions.get(aws_name.group(1), ()):
         region = aws_name.group(1)
-        ids = sorted(z for z, locs in index.zones.items() if any(
-            loc.cloud == "aws" and loc.region == region for loc in locs))
+        ids = sorted(
+            z
+            for z, locs in index.zones.items()
+            if any(loc.cloud == "aws" and loc.region == region for loc in locs)
+        )
         return (
             f"exclusion {token!r} is an AWS zone name; zone names point at a different physical "
             f"zone in each AWS account, so skyplan uses AZ ids. The AZ ids of {region} are "
             f"{', '.join(ids)} (`aws ec2 describe-availability-zones --region {region}` shows "
             f"which id is your {name})"
         )
-    return f"exclusion {token!r}: no such zone, region or cloud in the catalog{_did_you_mean(name, index.names())}"
+    hint = _did_you_mean(name, index.names())
+    return f"exclusion {token!r}: no such zone, region or cloud in the catalog{hint}"
 
 
 def _did_you_mean(word: str, names: Iterable[str]) -> str:
@@ -214,16 +219,17 @@ def build_candidates(
     if exclusions is not None:
         excluded = excluded | exclusions
     index = _OfferingIndex(offerings)
+    placed_cache: dict[tuple, _Placed] = {}
     result: dict[str, tuple[Candidate, ...]] = {}
     before: dict[str, int] = {}
     failures: list[str] = []
     for task in spec.tasks:
-        found = _task_candidates(spec, task, catalog, index, excluded, enabled_by_default)
-        if not found:
+        kept, count = _task_candidates(spec, task, catalog, index, excluded, enabled_by_default, placed_cache)
+        if not kept:
             failures.append(_explain_none(spec, task, index, excluded, enabled_by_default))
             continue
-        before[task.name] = len(found)
-        result[task.name] = prune_dominated(found)
+        before[task.name] = count
+        result[task.name] = kept
     if failures:
         head = failures[0] if len(failures) == 1 else f"{len(failures)} tasks have no candidate"
         body = "" if len(failures) == 1 else ":\n  " + "\n  ".join(failures)
@@ -235,7 +241,6 @@ class _OfferingIndex:
     """Offerings by accelerator shape, so a task only scans machines of its shape."""
 
     def __init__(self, offerings: Sequence[Offering]):
-        self.all = offerings
         self.cpu: list[Offering] = []
         self.by_accelerator: dict[tuple[str, int], list[Offering]] = {}
         self.accelerator_names: set[str] = set()
@@ -308,48 +313,154 @@ def _task_candidates(
     index: _OfferingIndex,
     excluded: Exclusions,
     enabled: Mapping[str, bool],
-) -> list[Candidate]:
+    placed_cache: dict[tuple, _Placed],
+) -> tuple[tuple[Candidate, ...], int]:
+    """The task's pruned candidates and how many there were before pruning.
+
+    Candidates are compared as plain tuples and only the survivors become `Candidate`s: a
+    CPU task matches thousands of offerings, of which a few per location survive.
+    """
     rules = _placement_rules(spec, task, enabled)
-    best: dict[tuple[Offering, bool], Candidate] = {}
-    for option in task.options:
-        for offering in index.shaped(option):
-            if not rules.admits(option, offering.location) or excluded.excludes(offering.location):
-                continue
-            for candidate in _priced(spec, task, option, offering, catalog):
-                key = (offering, candidate.spot)
-                held = best.get(key)
+    placed = [
+        (option, _placed_offerings(option, rules, index, excluded, placed_cache)) for option in task.options
+    ]
+    # With one spot policy for all options, the offerings an option matches at one location
+    # with one spot flag and the same quota footprint have equal hours, preference and input
+    # egress, so only the cheapest of them can survive pruning: skip the others early.
+    shortcut = len({option.use_spot for option in task.options}) == 1
+    if shortcut:
+        pairs = [p.pairs(option.use_spot) for option, p in placed]
+        before = len(pairs[0]) if len(pairs) == 1 else len(frozenset().union(*pairs))
+    chosen: dict[tuple[int, bool], tuple[int, float, Offering, bool, float]] = {}
+    for option, group in placed:
+        offerings = group.cheapest(option.use_spot, spec) if shortcut else group.offerings
+        for offering in offerings:
+            hours = task.hours_for(offering.accelerator)
+            for spot, price, spot_hours in _price_choices(option.use_spot, offering, hours):
+                key = (id(offering), spot)
+                held = chosen.get(key)
                 # The same machine reached through two options keeps the preferred option.
-                if held is None or (candidate.preference, candidate.hours) < (held.preference, held.hours):
-                    best[key] = candidate
-    return list(best.values())
-
-
-def _priced(
-    spec: Spec, task: Task, option: ResourceOption, offering: Offering, catalog: Catalog
-) -> list[Candidate]:
-    hours = task.hours_for(offering.accelerator)
-    choices: list[tuple[bool, float, float]] = []  # (spot, hourly price, hours)
-    if option.use_spot in (SpotPolicy.ON_DEMAND, SpotPolicy.AUTO) and offering.price is not None:
-        choices.append((False, offering.price, hours))
-    if option.use_spot is SpotPolicy.SPOT and offering.spot_price is not None:
-        choices.append((True, offering.spot_price, hours))
-    if option.use_spot is SpotPolicy.AUTO and offering.spot_price is not None:
-        choices.append((True, offering.spot_price, hours * (1.0 + SPOT_OVERHEAD)))
-    egress = _input_egress_cost(task, offering.location, catalog)
-    return [
+                if held is None or (option.preference, spot_hours) < held[:2]:
+                    chosen[key] = (option.preference, spot_hours, offering, spot, price)
+    if not shortcut:
+        before = len(chosen)
+    nodes = task.num_nodes
+    egress_at: dict[Location, float] = {}
+    key_of: dict[Location, str] = {}
+    entries = []
+    for preference, hours, offering, spot, price in chosen.values():
+        location = offering.location
+        if location not in egress_at:
+            egress_at[location] = _input_egress_cost(task, location, catalog)
+            key_of[location] = location.key
+        egress = egress_at[location]
+        usage = _quota_usage(spec, offering, spot, nodes) if spec.quotas else ()
+        # The same arithmetic as Candidate.cost, so the order matches candidate_order exactly.
+        cost = hours * price * nodes + egress
+        order = (
+            cost,
+            hours,
+            preference,
+            key_of[location],
+            offering.instance_type,
+            spot,
+            offering.accelerator or "",
+            offering.accelerator_count,
+        )
+        group = (location, tuple(k for k, _ in usage))
+        payload = (offering, spot, hours, price, egress, preference, usage)
+        entries.append((order, group, tuple(a for _, a in usage), payload))
+    kept = tuple(
         Candidate(
             task=task.name,
             offering=offering,
             spot=spot,
-            hours=task_hours,
+            hours=hours,
             hourly_price=price,
-            num_nodes=task.num_nodes,
+            num_nodes=nodes,
             input_egress_cost=egress,
-            preference=option.preference,
-            quota_usage=_quota_usage(spec, offering, spot, task.num_nodes),
+            preference=preference,
+            quota_usage=usage,
         )
-        for spot, price, task_hours in choices
-    ]
+        for offering, spot, hours, price, egress, preference, usage in _pareto(entries)
+    )
+    return kept, before
+
+
+class _Placed:
+    """The offerings one resource shape may use under one set of placement rules."""
+
+    def __init__(self, offerings: list[Offering]):
+        self.offerings = offerings
+        self._cheapest: dict[SpotPolicy, list[Offering]] = {}
+        self._pairs: dict[SpotPolicy, frozenset[tuple[int, bool]]] = {}
+
+    def pairs(self, policy: SpotPolicy) -> frozenset[tuple[int, bool]]:
+        """(offering id, spot) for every candidate the policy allows: the count before pruning."""
+        if policy not in self._pairs:
+            self._pairs[policy] = frozenset(
+                (id(o), spot) for o in self.offerings for spot, _, _ in _price_choices(policy, o, 1.0)
+            )
+        return self._pairs[policy]
+
+    def cheapest(self, policy: SpotPolicy, spec: Spec) -> list[Offering]:
+        """Per location, spot flag and quota footprint, the offering first in candidate order
+        among equal hours (`spec` only supplies the quotas, the same for a whole build)."""
+        if policy not in self._cheapest:
+            best: dict[tuple[Location, bool, tuple], tuple[tuple, Offering]] = {}
+            for o in self.offerings:
+                for spot, price, _ in _price_choices(policy, o, 1.0):
+                    rank = (price, o.instance_type, spot, o.accelerator or "", o.accelerator_count)
+                    # Amounts scale with the node count, so equal at one node means equal at n.
+                    footprint = _quota_usage(spec, o, spot, 1) if spec.quotas else ()
+                    key = (o.location, spot, footprint)
+                    if key not in best or rank < best[key][0]:
+                        best[key] = (rank, o)
+            self._cheapest[policy] = list(dict.fromkeys(o for _, o in best.values()))
+        return self._cheapest[policy]
+
+
+def _placed_offerings(
+    option: ResourceOption,
+    rules: _Placement,
+    index: _OfferingIndex,
+    excluded: Exclusions,
+    cache: dict[tuple, _Placed],
+) -> _Placed:
+    # Tasks of one DAG often ask for the same shape in the same places: filter once.
+    key = (
+        option.cpus,
+        option.memory_gib,
+        option.accelerator,
+        option.instance_type,
+        option.cloud,
+        option.region,
+        option.zone,
+        rules.clouds,
+        rules.regions,
+        rules.named_clouds,
+    )
+    if key not in cache:
+        cache[key] = _Placed(
+            [
+                o
+                for o in index.shaped(option)
+                if rules.admits(option, o.location) and not excluded.excludes(o.location)
+            ]
+        )
+    return cache[key]
+
+
+def _price_choices(policy: SpotPolicy, offering: Offering, hours: float) -> list[tuple[bool, float, float]]:
+    """(spot, hourly price, expected hours) for each way the spot policy allows."""
+    choices = []
+    if policy in (SpotPolicy.ON_DEMAND, SpotPolicy.AUTO) and offering.price is not None:
+        choices.append((False, offering.price, hours))
+    if policy is SpotPolicy.SPOT and offering.spot_price is not None:
+        choices.append((True, offering.spot_price, hours))
+    if policy is SpotPolicy.AUTO and offering.spot_price is not None:
+        choices.append((True, offering.spot_price, hours * (1.0 + SPOT_OVERHEAD)))
+    return choices
 
 
 def _input_egress_cost(task: Task, location: Location, catalog: Catalog) -> float:
@@ -396,7 +507,9 @@ def _quota_admits(quota: Quota, offering: Offering, spot: bool) -> bool:
 def _check_quota(spec: Spec, quota: Quota) -> None:
     where = SourcePos(spec.source_file, 0, f"quotas.{quota.name}")
     if quota.resource not in _QUOTA_RESOURCES:
-        raise SpecError(where, f"resource must be one of {', '.join(_QUOTA_RESOURCES)}, got {quota.resource!r}")
+        raise SpecError(
+            where, f"resource must be one of {', '.join(_QUOTA_RESOURCES)}, got {quota.resource!r}"
+        )
     for key, _ in quota.match:
         if key not in _QUOTA_MATCH_KEYS:
             raise SpecError(where, f"unknown match key {key!r} (known: {', '.join(_QUOTA_MATCH_KEYS)})")
@@ -474,27 +587,39 @@ def prune_dominated(candidates: Iterable[Candidate]) -> tuple[Candidate, ...]:
     objective monotone in (cost, hours) and in every constraint. Among equals the first in
     `candidate_order` stays.
     """
-    ordered = sorted(candidates, key=candidate_order)
-    groups: dict[tuple, list[Candidate]] = {}
-    kept: list[Candidate] = []
-    for candidate in ordered:
-        group_key = (candidate.task, candidate.location, tuple(k for k, _ in candidate.quota_usage))
-        front = groups.setdefault(group_key, [])
-        # Sorted by cost first, so a dominator always comes earlier; and if an earlier
-        # candidate was itself pruned, whatever pruned it dominates this one too.
-        if any(_dominates(better, candidate) for better in front):
+    entries = [
+        (
+            candidate_order(c),
+            (c.task, c.location, tuple(k for k, _ in c.quota_usage)),
+            tuple(a for _, a in c.quota_usage),
+            c,
+        )
+        for c in candidates
+    ]
+    return tuple(_pareto(entries))
+
+
+def _pareto(entries: list[tuple[tuple, tuple, tuple[float, ...], Any]]) -> list[Any]:
+    """Payloads of the entries (order key, group, quota amounts, payload) no earlier entry of
+    their group dominates, in order-key order. The order key starts with (cost, hours,
+    preference), so a dominator always comes first; and if an earlier entry was itself
+    dropped, whatever dropped it dominates this one too."""
+    fronts: dict[tuple, list[tuple[float, float, int, tuple[float, ...]]]] = {}
+    kept = []
+    for order, group, amounts, payload in sorted(entries, key=lambda entry: entry[0]):
+        cost, hours, preference = order[0], order[1], order[2]
+        front = fronts.setdefault(group, [])
+        if any(
+            c <= cost
+            and h <= hours
+            and p <= preference
+            and all(x <= y for x, y in zip(a, amounts, strict=True))
+            for c, h, p, a in front
+        ):
             continue
-        front.append(candidate)
-        kept.append(candidate)
-    return tuple(kept)
-
-
-def _dominates(a: Candidate, b: Candidate) -> bool:
-    """Whether `a` (earlier in candidate_order) is at least as good as `b` in every respect."""
-    if a.cost > b.cost or a.hours > b.hours or a.preference > b.preference:
-        return False
-    # Same quota keys within a group; compare the amounts held.
-    return all(ua <= ub for (_, ua), (_, ub) in zip(a.quota_usage, b.quota_usage, strict=True))
+        front.append((cost, hours, preference, amounts))
+        kept.append(payload)
+    return kept
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,9 +680,9 @@ def _explain_option(
     placed = [o for o in shaped if rules.admits(option, o.location)]
     where = _where_text(rules, option)
     if not placed:
-        regions = {f"{o.location.region}" for o in shaped}
+        regions = _summarize(o.location.region for o in shaped)
         clouds = sorted({o.cloud for o in shaped})
-        text = f"no offering of {what} {where} ({what} exists in: {_summarize(regions)}; clouds: {', '.join(clouds)})"
+        text = f"no offering of {what} {where} ({what} exists in: {regions}; clouds: {', '.join(clouds)})"
         off = [c for c in clouds if not rules.enabled_for(c)]
         if off:
             text += f"; {', '.join(off)} is only used when named in allowed.clouds"

@@ -3,7 +3,8 @@
 The CSV format is the shipped snapshot's (`skyplan/data/catalog/*.csv`, described in the
 source tree's `shared/catalog/README.md`):
 
-    cloud,instance_type,accelerator,accelerator_count,vcpus,memory_gib,price_hourly,spot_price_hourly,region,zone
+    cloud,instance_type,accelerator,accelerator_count,vcpus,memory_gib,
+    price_hourly,spot_price_hourly,region,zone            (one line in the files)
 
 GCP prices attached GPUs apart from their host VM, so its rows are combined here: every GPU
 row is joined with each host machine type that can carry it in the same zone, and the
@@ -34,8 +35,16 @@ from skyplan.errors import CatalogError
 from skyplan.models import Bandwidth, Catalog, CatalogInfo, Location, Offering, TierRates
 
 CSV_HEADER: tuple[str, ...] = (
-    "cloud", "instance_type", "accelerator", "accelerator_count", "vcpus", "memory_gib",
-    "price_hourly", "spot_price_hourly", "region", "zone",
+    "cloud",
+    "instance_type",
+    "accelerator",
+    "accelerator_count",
+    "vcpus",
+    "memory_gib",
+    "price_hourly",
+    "spot_price_hourly",
+    "region",
+    "zone",
 )
 CATALOG_FILES: tuple[str, ...] = ("aws.csv", "gcp.csv", "azure.csv")
 EGRESS_FILE = "egress.yaml"
@@ -58,7 +67,8 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
     The directory holds any subset of `aws.csv`, `gcp.csv`, `azure.csv`, and optionally
     `egress.yaml` (per-cloud overrides of the shipped rates) and `catalog.yaml` (`date:`).
     Parsed catalogs are cached in `$SKYPLAN_CACHE_DIR` (default `~/.cache/skyplan`), keyed by
-    the files' sha256, so a changed file is always re-read.
+    the files' sha256 and the loader's code, so a changed file is always re-read
+    (`SKYPLAN_NO_CACHE=1` turns the cache off).
 
     Raises CatalogError naming the file (and line) of any missing or malformed input.
     """
@@ -68,9 +78,7 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
         raise CatalogError(f"catalog directory {folder} does not exist")
     csv_paths = [folder / name for name in CATALOG_FILES if (folder / name).is_file()]
     if not csv_paths:
-        raise CatalogError(
-            f"catalog directory {folder} has none of {', '.join(CATALOG_FILES)}"
-        )
+        raise CatalogError(f"catalog directory {folder} has none of {', '.join(CATALOG_FILES)}")
     egress_paths = [_BUILTIN_EGRESS]
     if not builtin and (folder / EGRESS_FILE).is_file():
         egress_paths.append(folder / EGRESS_FILE)
@@ -141,7 +149,9 @@ def catalog_rows(
 
 
 @dataclass(frozen=True)
-class _Row:
+class CatalogRow:
+    """One CSV row as written (GCP GPU and host rows not yet combined)."""
+
     cloud: str
     instance_type: str
     accelerator: str | None
@@ -152,6 +162,12 @@ class _Row:
     spot_price: float | None
     region: str
     zone: str | None
+
+
+def read_rows(path: str | Path) -> list[CatalogRow]:
+    """The rows of one catalog CSV file (`<cloud>.csv`), validated; CatalogError names file and line."""
+    path = Path(path)
+    return _parse_csv(path, _read_bytes(path), path.stem)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -173,7 +189,7 @@ def _parse_offerings(csv_paths: list[Path], contents: Mapping[Path, bytes]) -> t
     return tuple(offerings)
 
 
-def _parse_csv(path: Path, data: bytes, cloud: str) -> list[_Row]:
+def _parse_csv(path: Path, data: bytes, cloud: str) -> list[CatalogRow]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -182,7 +198,7 @@ def _parse_csv(path: Path, data: bytes, cloud: str) -> list[_Row]:
     header = next(reader, None)
     if header is None or tuple(h.strip() for h in header) != CSV_HEADER:
         raise CatalogError(f"{path}:1: header must be {','.join(CSV_HEADER)}")
-    rows: list[_Row] = []
+    rows: list[CatalogRow] = []
     seen: dict[tuple, int] = {}
     for line, fields in enumerate(reader, start=2):
         if not fields or all(not f.strip() for f in fields):
@@ -196,7 +212,7 @@ def _parse_csv(path: Path, data: bytes, cloud: str) -> list[_Row]:
     return rows
 
 
-def _parse_row(path: Path, line: int, fields: list[str], cloud: str) -> _Row:
+def _parse_row(path: Path, line: int, fields: list[str], cloud: str) -> CatalogRow:
     where = f"{path}:{line}"
     if len(fields) != len(CSV_HEADER):
         raise CatalogError(f"{where}: expected {len(CSV_HEADER)} columns, found {len(fields)}")
@@ -209,7 +225,7 @@ def _parse_row(path: Path, line: int, fields: list[str], cloud: str) -> _Row:
         raise CatalogError(f"{where}: region is empty")
     if not instance_type and not accelerator:
         raise CatalogError(f"{where}: instance_type and accelerator are both empty")
-    row = _Row(
+    row = CatalogRow(
         cloud=cloud,
         instance_type=instance_type,
         accelerator=accelerator or None,
@@ -264,14 +280,14 @@ _ACCELERATOR_COUNT_FIXES: Mapping[tuple[str, str], int] = {
 }
 
 
-def _fix_known_quirks(row: _Row) -> _Row:
+def _fix_known_quirks(row: CatalogRow) -> CatalogRow:
     fixed_count = _ACCELERATOR_COUNT_FIXES.get((row.cloud, row.instance_type))
     if fixed_count is None or row.accelerator_count == fixed_count:
         return row
-    return _Row(**{**row.__dict__, "accelerator_count": fixed_count})
+    return CatalogRow(**{**row.__dict__, "accelerator_count": fixed_count})
 
 
-def _plain_offering(row: _Row) -> Offering:
+def _plain_offering(row: CatalogRow) -> Offering:
     return Offering(
         location=Location(row.cloud, row.region, row.zone),
         instance_type=row.instance_type,
@@ -304,8 +320,14 @@ _N1_GPU_LIMITS: Mapping[str, Mapping[int, tuple[float, float]]] = {
 
 # G2 machine types have a fixed number of L4 GPUs (GCP accelerator-optimized machines docs).
 _G2_L4_COUNT: Mapping[str, int] = {
-    "g2-standard-4": 1, "g2-standard-8": 1, "g2-standard-12": 1, "g2-standard-16": 1,
-    "g2-standard-24": 2, "g2-standard-32": 1, "g2-standard-48": 4, "g2-standard-96": 8,
+    "g2-standard-4": 1,
+    "g2-standard-8": 1,
+    "g2-standard-12": 1,
+    "g2-standard-16": 1,
+    "g2-standard-24": 2,
+    "g2-standard-32": 1,
+    "g2-standard-48": 4,
+    "g2-standard-96": 8,
 }
 
 # Fixed-GPU hosts: (machine type pattern, GPU name, GPU count or None for "the N in -Ng").
@@ -323,7 +345,7 @@ _GCP_FIXED_HOSTS: tuple[tuple[re.Pattern[str], str, int | None], ...] = (
 )
 
 
-def _gcp_host_gpus(host: _Row) -> list[tuple[str, int]]:
+def _gcp_host_gpus(host: CatalogRow) -> list[tuple[str, int]]:
     """The (GPU name, count) pairs the host machine type can carry; [] when none."""
     machine = host.instance_type
     if machine in _G2_L4_COUNT:
@@ -349,9 +371,9 @@ def _sum_prices(a: float | None, b: float | None) -> float | None:
     return round(a + b, 8)
 
 
-def _combine_gcp(rows: list[_Row]) -> list[Offering]:
-    gpus_by_zone: dict[tuple[str, str | None, str, int], _Row] = {}
-    hosts: list[_Row] = []
+def _combine_gcp(rows: list[CatalogRow]) -> list[Offering]:
+    gpus_by_zone: dict[tuple[str, str | None, str, int], CatalogRow] = {}
+    hosts: list[CatalogRow] = []
     offerings: list[Offering] = []
     for row in rows:
         if row.instance_type:
@@ -406,9 +428,7 @@ def _combine_gcp(rows: list[_Row]) -> list[Offering]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_egress(
-    paths: list[Path], contents: Mapping[Path, bytes]
-) -> tuple[dict[str, TierRates], Bandwidth]:
+def _load_egress(paths: list[Path], contents: Mapping[Path, bytes]) -> tuple[dict[str, TierRates], Bandwidth]:
     rates: dict[str, TierRates] = {}
     bandwidth = Bandwidth()
     for path in paths:
@@ -516,5 +536,12 @@ def _write_cache(fingerprint: str, offerings: tuple[Offering, ...]) -> None:
 
 def _display_key(o: Offering) -> tuple:
     price = o.price if o.price is not None else float("inf")
-    return (o.cloud, o.accelerator or "", o.accelerator_count, price, o.location.region,
-            o.location.zone or "", o.instance_type)
+    return (
+        o.cloud,
+        o.accelerator or "",
+        o.accelerator_count,
+        price,
+        o.location.region,
+        o.location.zone or "",
+        o.instance_type,
+    )

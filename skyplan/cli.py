@@ -21,7 +21,10 @@ from skyplan.errors import EXIT_BAD_INPUT, SkyplanError
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output (CI logs) has no width; 80 columns would fold the placement table.
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def _fail(exc: SkyplanError, as_json: bool) -> NoReturn:

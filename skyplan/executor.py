@@ -9,7 +9,9 @@ Environment it reads (all optional):
                         Falls back to the file `/etc/skyplan/storage` (cloud-init writes it);
                         neither ⇒ exit 78, stage "config". A URI with a query string or
                         `user:password@` is refused (no credentials in URIs).
-    SKYPLAN_WORK_DIR    default `/var/lib/skyplan/<task-slug>`.
+    SKYPLAN_WORK_DIR    default `/var/lib/skyplan/<task-slug>` (made absolute). Layout: setup.sh,
+                        run.sh, task.log, status.json, log-tail.txt, inputs/, outputs/, and the
+                        executor's scratch files in .skyplan/.
     SKYPLAN_SHUTDOWN    `1` ⇒ `shutdown -h now` when done (cloud-init passes 1, so AWS's
                         `instance_initiated_shutdown_behavior = terminate` ends billing). The
                         script's own default is `0`, so running it by hand never powers off
@@ -29,11 +31,15 @@ Steps:
        identity). Failure ⇒ exit 66, stage "inputs".
     3. Write `setup` to `$WORK/setup.sh` and `run` to `$WORK/run.sh`, byte for byte, and run each
        with `bash FILE` in `$WORK` (as SkyPilot does: no `-e`; the exit code is the script's),
-       with the task's envs plus SKYPLAN_TASK, SKYPLAN_INPUT_DIR (`$WORK/inputs`),
+       stdin /dev/null, with the task's envs (passed through `env NAME=value`, so any name works
+       and none touches the executor's own variables) plus SKYPLAN_TASK (the task's name), SKYPLAN_INPUT_DIR (`$WORK/inputs`),
        SKYPLAN_OUTPUT_DIR (`$WORK/outputs`), SKYPLAN_NODE_RANK, SKYPLAN_NUM_NODES and SkyPilot's
        SKYPILOT_NODE_RANK / SKYPILOT_NUM_NODES. Output goes to stdout and `$WORK/task.log`. A
-       failing setup skips run. Each stage runs in its own session (setsid); SIGTERM/INT/HUP to
-       the executor is forwarded to it, and the outcome is recorded with exit code 128+n.
+       failing setup skips run. Signals: when the executor leads its own process group (local
+       and ssh start it with setsid and stop it by signalling the group, TERM then KILL), the
+       stages stay in that group, so nothing escapes a KILL; otherwise (cloud-init, by hand)
+       each stage gets a session of its own. SIGTERM/INT/HUP to the executor is forwarded to the
+       stage, and the outcome is recorded with exit code 128+n (143 for TERM).
     4. Node 0 mirrors `$WORK/outputs/` to `$SKYPLAN_STORAGE/<task>/outputs/` (stale objects of
        an earlier attempt are deleted). Failure ⇒ exit 74, stage "outputs".
     5. Write `status.json` — {"task", "exit_code", "stage", "started", "finished", "host",
@@ -146,7 +152,8 @@ def executor_script(task: Task, *, plan_name: str, upstream: Sequence[str]) -> s
     both = sorted({n for n, _ in task.envs} & set(task.secrets))
     if both:
         raise RenderError(f"task {task.name!r}: {', '.join(both)} is both an env and a secret")
-    envs = [(name, _shell_word(task, f"env {name}", value)) for name, value in sorted(dict(task.envs).items())]
+    # `NAME=value` as one word: the executor hands these to `env`, never to its own shell.
+    envs = [_shell_word(task, f"env {n}", f"{n}={v}") for n, v in sorted(dict(task.envs).items())]
     text = _template().render(
         task_slug=task_slug(task.name),
         plan_slug=cloud_name(plan_name),
@@ -222,8 +229,12 @@ def cloud_init(
         # A list runs without a shell; `env` sets the variable for the executor alone.
         "runcmd": [["env", "SKYPLAN_SHUTDOWN=1", EXECUTOR_PATH]],
         # Backstop: if the executor dies before its own shutdown, the VM still stops billing.
-        "power_state": {"mode": "poweroff", "condition": True, "timeout": 120,
-                        "message": "skyplan task finished"},
+        "power_state": {
+            "mode": "poweroff",
+            "condition": True,
+            "timeout": 120,
+            "message": "skyplan task finished",
+        },
     }
     body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=1 << 30, default_flow_style=False)
     header = f"#cloud-config\n# skyplan task {task_slug(task_name)} of plan {cloud_name(plan_name)}\n"

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from typing import Callable
+from collections.abc import Callable
 
 from skyplan.errors import RenderError
 
@@ -20,7 +20,7 @@ _MAX_ID_LEN = 40
 _HASH_LEN = 8
 # A name that already ends like one of our hash suffixes is treated as changed (it gets its own
 # suffix), so an untouched name can never equal the slug of a different, rewritten name.
-_LOOKS_HASHED = re.compile(r"-[0-9a-f]{%d}\Z" % _HASH_LEN)
+_LOOKS_HASHED = re.compile(rf"-[0-9a-f]{{{_HASH_LEN}}}\Z")
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_-]*\Z")
 _CLOUD_NAME = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?\Z")
 
@@ -29,10 +29,11 @@ def hcl_string(value: str) -> str:
     """Return a complete HCL quoted string literal (with quotes) whose value is exactly `value`.
 
     Escapes `\\`, `"`, newline, CR and tab, every non-printable character (`\\uNNNN`, or
-    `\\UNNNNNNNN` outside the BMP), and the template markers `${` → `$${` and `%{` → `%%{`, so
-    Terraform never interpolates user text. Terraform itself stores strings in Unicode NFC
-    (cty normalises every string value), so a value that is not NFC comes back NFC-normalised;
-    keep byte-exact payloads (commands, env values) out of HCL strings, or base64 them first.
+    `\\UNNNNNNNN` outside the BMP), and the template markers `${` → `$${` and `%{` → `%%{`
+    (`\\u0024{` / `\\u0025{` when no `}` follows), so Terraform never interpolates user text.
+    Terraform itself stores strings in Unicode NFC (cty normalises every string value), so a
+    value that is not NFC comes back NFC-normalised; keep byte-exact payloads (commands, env
+    values) out of HCL strings, or base64 them first.
 
     >>> hcl_string('echo "${HOME}"')
     '"echo \\\\"$${HOME}\\\\""'
@@ -42,14 +43,17 @@ def hcl_string(value: str) -> str:
     """
     out: list[str] = ['"']
     n = len(value)
+    last_close = value.rfind("}")
     for i, ch in enumerate(value):
         nxt = value[i + 1] if i + 1 < n else ""
         if ch in _SIMPLE_ESCAPES:
             out.append(_SIMPLE_ESCAPES[ch])
         elif ch in "$%" and nxt == "{":
-            # `$${` is HCL's literal `${` (likewise `%%{`); a run like `$$${` also works because
-            # the scanner pairs the doubled marker with the brace (checked against terraform).
-            out.append(ch + ch)
+            # `$${` is HCL's literal `${` (likewise `%%{`); a run like `$$${` works too because the
+            # scanner pairs the doubled marker with the brace (checked against terraform). When no
+            # `}` follows, python-hcl2 (our offline schema checker) cannot lex `$${`, so we write
+            # the marker as an escape instead: `\u0024{` is the same literal `${` to Terraform.
+            out.append(ch + ch if last_close > i + 1 else f"\\u{ord(ch):04x}")
         elif 0xD800 <= ord(ch) <= 0xDFFF:
             raise RenderError(f"string {value[:40]!r} contains a lone surrogate U+{ord(ch):04X}")
         elif ch.isprintable():

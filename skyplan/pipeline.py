@@ -48,16 +48,21 @@ def _targets_extras(spec: Spec) -> tuple[list[Offering], tuple[Quota, ...], dict
     """Offerings and capacity quotas that targets add on top of the price catalog."""
     from skyplan.targets import get_target, target_names
 
+    named = set(spec.allowed.clouds or ())
+    for task in spec.tasks:
+        named.update(task.allowed.clouds or ())
     offerings: list[Offering] = []
     capacity: list[Quota] = []
     enabled: dict[str, bool] = {}
     for name in target_names():
         target = get_target(name)
         extra = target.offerings(spec)
-        offerings.extend(extra)
-        capacity.extend(target.capacity(spec))
-        # A target with its own machines (ssh pools) takes part whenever it has machines.
+        # A target with its own machines (ssh pools) takes part whenever it has machines; `local`
+        # only when the spec names it (at price 0 it would otherwise win every CPU task).
         enabled[name] = target.enabled_by_default or (bool(extra) and name != "local")
+        if extra and (enabled[name] or name in named):
+            offerings.extend(extra)
+            capacity.extend(target.capacity(spec))
     return offerings, tuple(capacity), enabled
 
 

@@ -36,6 +36,9 @@ from skyplan.errors import SkyplanError
 
 EventCallback = Callable[[dict], None]
 VAR_FILE = "skyplan.tfvars.json"  # written by `plan`/`destroy` into the stack directory
+# A Terraform killed with its parent (SIGTERM via PDEATHSIG) may still be saving state when the
+# next `skyplan apply`/`destroy` starts: wait for its state lock instead of failing.
+LOCK_TIMEOUT = "-lock-timeout=60s"
 
 
 class TerraformError(SkyplanError):
@@ -247,7 +250,7 @@ class Runner:
         """Save a plan to `out` (relative to the stack) for `apply`; variables go through a var file."""
         d = Path(directory)
         _write_vars(d, variables)
-        args = ["plan", "-input=false", "-no-color", "-json", f"-var-file={VAR_FILE}", f"-out={out}"]
+        args = ["plan", "-input=false", "-no-color", "-json", LOCK_TIMEOUT, f"-var-file={VAR_FILE}", f"-out={out}"]
         if destroy:
             args.append("-destroy")
         args += [f"-target={t}" for t in targets]
@@ -260,7 +263,7 @@ class Runner:
               on_event: EventCallback | None = None) -> ApplyResult:
         """Apply a saved plan file (exactly what was planned, nothing re-decided)."""
         d = Path(directory)
-        res, _ = self._run(d, ["apply", "-input=false", "-no-color", "-json", str(planfile)],
+        res, _ = self._run(d, ["apply", "-input=false", "-no-color", "-json", LOCK_TIMEOUT, str(planfile)],
                            on_event=on_event)
         return res
 
@@ -271,7 +274,8 @@ class Runner:
         _write_vars(d, variables)
         res, _ = self._run(
             d,
-            ["destroy", "-auto-approve", "-input=false", "-no-color", "-json", f"-var-file={VAR_FILE}"],
+            ["destroy", "-auto-approve", "-input=false", "-no-color", "-json", LOCK_TIMEOUT,
+             f"-var-file={VAR_FILE}"],
             on_event=on_event,
         )
         return res

@@ -1,19 +1,16 @@
-"""Offline `terraform validate`: check generated Terraform against the real provider schemas.
+"""Offline `terraform validate`: check generated Terraform against the real provider schemas."""
 
-No provider can be downloaded here, so this is the proof that a rendered stack is valid. It parses
-every `.tf` file of a root stack (and of every local module it calls) with python-hcl2 and checks:
-
-* `terraform { required_providers }`: each provider is a hashicorp one we hold a schema for, and
-  its version constraint admits the schema's version;
-* every `provider`, `resource` and `data` block: the type exists in the right provider
-  (`provider = google-beta` selects google-beta), required attributes are present, no unknown
-  attribute or block, blocks are blocks and attributes are attributes, nesting mode and
-  min/max items hold, computed-only attributes are not set (meta-arguments are skipped);
-* `module` calls: only declared variables are passed, and every required one is;
-* references: `var.X`, `local.X`, `module.M.OUT`, `data.T.N` and `T.N` name something declared.
-
-Usage: `problems = check_stack(Path("out/aws"))` → a sorted list of "file: address: message".
-"""
+# No provider can be downloaded here, so this is the proof that a rendered stack is valid. It
+# parses every `.tf` file of a root stack (and of every local module it calls) with python-hcl2:
+# * `terraform { required_providers }`: each provider is a hashicorp one we hold a schema for,
+#   and its version constraint admits the schema's version;
+# * every `provider`, `resource` and `data` block: the type exists in the right provider
+#   (`provider = google-beta` selects google-beta), required attributes are present, no unknown
+#   attribute or block, blocks are blocks and attributes are attributes, nesting mode and
+#   min/max items hold, computed-only attributes are not set (meta-arguments are skipped);
+# * `module` calls: only declared variables are passed, and every required one is;
+# * references: `var.X`, `local.X`, `module.M.OUT`, `data.T.N` and `T.N` name something declared.
+# Usage: `problems = check_stack(Path("out/aws"))` gives a sorted list of "file: address: message".
 
 from __future__ import annotations
 
@@ -90,6 +87,19 @@ def _is_block_list(value: Any) -> bool:
         isinstance(v, dict) and v.get("__is_block__") for v in value)
 
 
+def _literal_fits(value: Any, cty: Any) -> bool:
+    """Whether a literal value can convert to a cty type (expressions are not judged).
+
+    Terraform converts between string, number and bool, but never a primitive to a collection
+    or a collection to a primitive."""
+    if cty is None or (isinstance(value, str) and value.startswith("${")) or value is None:
+        return True
+    collection = isinstance(cty, list) and cty[0] in ("list", "set", "map", "object", "tuple")
+    if isinstance(value, (list, dict)):
+        return collection or cty == "dynamic"
+    return not collection
+
+
 def _expr(value: Any) -> str:
     """The raw expression text of an attribute value (for provider references)."""
     if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
@@ -116,7 +126,8 @@ def _expressions(value: Any) -> list[str]:
         if text.startswith('"') and "${" not in text:
             return out  # a plain string literal
         # Interpolations inside quoted literals stay; the literal text around them goes.
-        inner = re.findall(r"\$\{(.*?)\}", text) if text.startswith('"') else [_expr(text)]
+        # `$${` is an escaped, literal "${" (not an interpolation).
+        inner = re.findall(r"(?<!\$)\$\{(.*?)\}", text) if text.startswith('"') else [_expr(text)]
         for expr in inner:
             out.append(_STRING_LITERAL.sub('""', expr))
     return out
@@ -215,6 +226,8 @@ class _Checker:
                 spec = attrs[key]
                 if _is_block_list(value):
                     self.add(where, f"{key!r} is an attribute, written as a block")
+                elif not _literal_fits(value, spec.get("type")):
+                    self.add(where, f"{key!r} expects {json.dumps(spec.get('type'))}, got {value!r}")
                 if spec.get("computed") and not spec.get("optional") and not spec.get("required"):
                     self.add(where, f"{key!r} is computed-only and cannot be set")
                 if spec.get("deprecated"):

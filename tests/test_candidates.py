@@ -111,21 +111,28 @@ def test_cpu_task_never_gets_gpu_machines():
 
 def test_exact_quantity_and_instance_type():
     exact = Task(name="t", options=(ResourceOption(cpus=Quantity(2, False)),))
-    assert {c.offering.instance_type for c in build_candidates(spec_of(exact), small_catalog())["t"]} == {"m6i.large"}
+    assert {c.offering.instance_type for c in build_candidates(spec_of(exact), small_catalog())["t"]} == {
+        "m6i.large"
+    }
     pinned = Task(name="t", options=(ResourceOption(instance_type="n2-standard-4"),))
     got = build_candidates(spec_of(pinned), small_catalog())["t"]
     assert {c.location for c in got} == {USC1_A, EUW4_A}
 
 
 def test_accelerator_name_and_count_exact():
-    got = build_candidates(spec_of(gpu_task(hours_by_accelerator=(("A100", 10.0),))), small_catalog())["train"]
+    got = build_candidates(spec_of(gpu_task(hours_by_accelerator=(("A100", 10.0),))), small_catalog())[
+        "train"
+    ]
     assert {c.offering.instance_type for c in got} == {"p4d.24xlarge", "a2-highgpu-8g"}
     assert all(c.hours == 10.0 for c in got)
 
 
 def test_option_location_and_allowed_globs():
     in_region = Task(name="t", options=(ResourceOption(cpus=Quantity(4, True), region="us-east-1"),))
-    assert {c.location for c in build_candidates(spec_of(in_region), small_catalog())["t"]} == {USE1_AZ1, USE1_AZ2}
+    assert {c.location for c in build_candidates(spec_of(in_region), small_catalog())["t"]} == {
+        USE1_AZ1,
+        USE1_AZ2,
+    }
     spec = spec_of(
         cpu_task(allowed=Allowed(regions=("eu-*", "europe-*"))),
         cpu_task(name="u"),
@@ -140,16 +147,22 @@ def test_option_location_and_allowed_globs():
 def test_gcp_combined_offering_from_builtin_catalog(monkeypatch):
     monkeypatch.setenv("SKYPLAN_NO_CACHE", "1")
     catalog = load_catalog()
-    task = Task(name="train", options=(ResourceOption(accelerator=AcceleratorDemand("A100", 1), zone="us-central1-a"),))
+    task = Task(
+        name="train",
+        options=(ResourceOption(accelerator=AcceleratorDemand("A100", 1), zone="us-central1-a"),),
+    )
     got = build_candidates(spec_of(task), catalog)["train"]
     assert [(c.offering.instance_type, c.hourly_price) for c in got] == [("a2-highgpu-1g", 3.67339)]
 
 
 def test_options_reaching_one_machine_keep_the_preferred():
-    task = Task(name="t", options=(
-        ResourceOption(cpus=Quantity(4, True), preference=0),
-        ResourceOption(memory_gib=Quantity(16, True), preference=1),
-    ))
+    task = Task(
+        name="t",
+        options=(
+            ResourceOption(cpus=Quantity(4, True), preference=0),
+            ResourceOption(memory_gib=Quantity(16, True), preference=1),
+        ),
+    )
     got = build_candidates(spec_of(task), small_catalog())["t"]
     assert len(shapes(got)) == len(got)
     assert {c.preference for c in got if c.offering.instance_type == "m6i.xlarge"} == {0}
@@ -175,10 +188,12 @@ def test_spot_false_true_auto():
 
 def test_auto_keeps_spot_only_where_it_wins_after_overhead():
     loc = USE1_AZ1
-    catalog = small_catalog((
-        offering(loc, "cheap-spot", 4, 16, 1.0, 0.5),
-        offering(loc, "dear-spot", 4, 16, 1.0, 0.99),  # 0.99 × 1.15 > 1.0: never worth it
-    ))
+    catalog = small_catalog(
+        (
+            offering(loc, "cheap-spot", 4, 16, 1.0, 0.5),
+            offering(loc, "dear-spot", 4, 16, 1.0, 0.99),  # 0.99 × 1.15 > 1.0: never worth it
+        )
+    )
     got = build_candidates(spec_of(cpu_task(spot=SpotPolicy.AUTO)), catalog)["t"]
     assert shapes(got) == {(loc.key, "cheap-spot", True), (loc.key, "cheap-spot", False)}
 
@@ -197,11 +212,19 @@ def test_spot_only_offering_needs_spot():
 
 def test_exclusion_tokens_zone_region_cloud():
     catalog = small_catalog()
-    by_zone = build_candidates(spec_of(cpu_task()), catalog, exclusions=parse_exclusions(["use1-az1"], catalog))
-    assert USE1_AZ1 not in {c.location for c in by_zone["t"]} and USE1_AZ2 in {c.location for c in by_zone["t"]}
-    by_region = build_candidates(spec_of(cpu_task()), catalog, exclusions=parse_exclusions(["us-east-1", "eastus"], catalog))
+    by_zone = build_candidates(
+        spec_of(cpu_task()), catalog, exclusions=parse_exclusions(["use1-az1"], catalog)
+    )
+    assert USE1_AZ1 not in {c.location for c in by_zone["t"]} and USE1_AZ2 in {
+        c.location for c in by_zone["t"]
+    }
+    by_region = build_candidates(
+        spec_of(cpu_task()), catalog, exclusions=parse_exclusions(["us-east-1", "eastus"], catalog)
+    )
     assert {c.location for c in by_region["t"]} == {EUW1_AZ1, USC1_A, EUW4_A}
-    by_cloud = build_candidates(spec_of(cpu_task()), catalog, exclusions=parse_exclusions(["aws", "azure"], catalog))
+    by_cloud = build_candidates(
+        spec_of(cpu_task()), catalog, exclusions=parse_exclusions(["aws", "azure"], catalog)
+    )
     assert {c.cloud for c in (c.offering for c in by_cloud["t"])} == {"gcp"}
     prefixed = parse_exclusions(["gcp:us-central1-a"], catalog)
     assert prefixed.zones == frozenset({USC1_A}) and prefixed.tokens == ("gcp:us-central1-a",)
@@ -240,24 +263,34 @@ def test_local_only_when_named():
     catalog = small_catalog()
     anywhere = build_candidates(spec_of(cpu_task()), catalog, extra_offerings=(LOCAL_SLOT,))["t"]
     assert "local" not in {c.offering.cloud for c in anywhere}
-    named = build_candidates(spec_of(cpu_task(), allowed=Allowed(clouds=("local",))), catalog,
-                             extra_offerings=(LOCAL_SLOT,))["t"]
+    named = build_candidates(
+        spec_of(cpu_task(), allowed=Allowed(clouds=("local",))), catalog, extra_offerings=(LOCAL_SLOT,)
+    )["t"]
     assert [c.offering.cloud for c in named] == ["local"] and named[0].cost == 0.0
-    per_task = build_candidates(spec_of(cpu_task(allowed=Allowed(clouds=("local", "aws")))), catalog,
-                                extra_offerings=(LOCAL_SLOT,))["t"]
+    per_task = build_candidates(
+        spec_of(cpu_task(allowed=Allowed(clouds=("local", "aws")))), catalog, extra_offerings=(LOCAL_SLOT,)
+    )["t"]
     assert {c.offering.cloud for c in per_task} == {"local", "aws"}
-    enabled = build_candidates(spec_of(cpu_task()), catalog, extra_offerings=(LOCAL_SLOT,),
-                               enabled_by_default={"local": True})["t"]
+    enabled = build_candidates(
+        spec_of(cpu_task()), catalog, extra_offerings=(LOCAL_SLOT,), enabled_by_default={"local": True}
+    )["t"]
     assert "local" in {c.offering.cloud for c in enabled}
 
 
 def test_disabled_target_named_in_message():
     with pytest.raises(InfeasibleError, match="local is only used when named in allowed.clouds"):
-        build_candidates(spec_of(cpu_task(cpus=8)), small_catalog(), extra_offerings=(LOCAL_SLOT,),
-                         enabled_by_default={"local": False})
+        build_candidates(
+            spec_of(cpu_task(cpus=8)),
+            small_catalog(),
+            extra_offerings=(LOCAL_SLOT,),
+            enabled_by_default={"local": False},
+        )
     # Named in allowed.clouds: the slot (8 vCPUs) is used.
-    named = build_candidates(spec_of(cpu_task(cpus=8), allowed=Allowed(clouds=("local",))),
-                             small_catalog(), extra_offerings=(LOCAL_SLOT,))
+    named = build_candidates(
+        spec_of(cpu_task(cpus=8), allowed=Allowed(clouds=("local",))),
+        small_catalog(),
+        extra_offerings=(LOCAL_SLOT,),
+    )
     assert named["t"][0].offering is LOCAL_SLOT
 
 
@@ -268,7 +301,10 @@ def test_disabled_target_named_in_message():
 
 def test_input_egress_cost_by_tier():
     inputs = (DataInput("s3://b/raw", 500, "aws", "us-east-1"),)
-    got = {c.location: c.input_egress_cost for c in build_candidates(spec_of(cpu_task(inputs=inputs)), small_catalog())["t"]}
+    got = {
+        c.location: c.input_egress_cost
+        for c in build_candidates(spec_of(cpu_task(inputs=inputs)), small_catalog())["t"]
+    }
     assert got[USE1_AZ1] == 0.0  # a bucket serves every zone of its region at the same-zone rate
     assert got[EUW1_AZ1] == pytest.approx(500 * 0.02)
     assert got[USC1_A] == pytest.approx(500 * 0.09)  # the source cloud's internet rate
@@ -277,7 +313,10 @@ def test_input_egress_cost_by_tier():
 
 def test_input_egress_unknown_region_or_cloud():
     inputs = (DataInput("s3://b/raw", 100, "aws", None), DataInput("https://x/y", 100, None, None))
-    got = {c.location: c.input_egress_cost for c in build_candidates(spec_of(cpu_task(inputs=inputs)), small_catalog())["t"]}
+    got = {
+        c.location: c.input_egress_cost
+        for c in build_candidates(spec_of(cpu_task(inputs=inputs)), small_catalog())["t"]
+    }
     assert got[USE1_AZ1] == 0.0 and got[EUW1_AZ1] == 0.0
     assert got[USC1_A] == pytest.approx(100 * 0.09)
 
@@ -302,7 +341,11 @@ def test_quota_usage_and_limits():
     )
     spec = spec_of(cpu_task(num_nodes=2, spot=SpotPolicy.AUTO), gpu_task(), quotas=quotas)
     got = build_candidates(spec, small_catalog())
-    m6i = {(c.location, c.spot): dict(c.quota_usage) for c in got["t"] if c.offering.instance_type == "m6i.xlarge"}
+    m6i = {
+        (c.location, c.spot): dict(c.quota_usage)
+        for c in got["t"]
+        if c.offering.instance_type == "m6i.xlarge"
+    }
     assert m6i[(USE1_AZ1, False)] == {"aws-standard-od": 8.0, "nodes": 2.0}
     assert m6i[(USE1_AZ1, True)] == {"nodes": 2.0}
     usage = {c.location: dict(c.quota_usage) for c in got["train"]}
@@ -354,8 +397,10 @@ def test_infeasible_exclusions_and_several_tasks():
         build_candidates(spec, catalog)
     assert err.value.message.startswith("3 tasks have no candidate:")
     reasons = err.value.reasons
-    assert reasons[0] == ("task 'train': no offering of A100:8 in regions europe-* outside excluded "
-                          "europe-west4-a (it exists only in: gcp:europe-west4-a)")
+    assert reasons[0] == (
+        "task 'train': no offering of A100:8 in regions europe-* outside excluded "
+        "europe-west4-a (it exists only in: gcp:europe-west4-a)"
+    )
     assert reasons[1] == "task 'other': no accelerator named 'a100' in the catalog (did you mean A100?)"
     assert reasons[2] == "task 'odd': A100 comes in counts 8, not 3"
 
@@ -405,8 +450,10 @@ candidate_specs = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(candidate_specs)
 def test_pruning_keeps_every_possible_optimum(specs):
-    candidates = [make_candidate(loc, f"m{i}", cost, hours, quota, pref)
-                  for i, (loc, cost, hours, quota, pref) in enumerate(specs)]
+    candidates = [
+        make_candidate(loc, f"m{i}", cost, hours, quota, pref)
+        for i, (loc, cost, hours, quota, pref) in enumerate(specs)
+    ]
     kept = prune_dominated(candidates)
     assert set(kept) <= set(candidates) and len(set(kept)) == len(kept)
     weights = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]
@@ -416,12 +463,18 @@ def test_pruning_keeps_every_possible_optimum(specs):
     # monotone objective, under any quota cap and preference cap, survives pruning.
     caps = [None, 4.0, 8.0]
     for location, quota_keys in {(c.location, tuple(k for k, _ in c.quota_usage)) for c in candidates}:
-        group = [c for c in candidates if c.location == location and tuple(k for k, _ in c.quota_usage) == quota_keys]
+        group = [
+            c
+            for c in candidates
+            if c.location == location and tuple(k for k, _ in c.quota_usage) == quota_keys
+        ]
         survivors = [c for c in kept if c in group]
         assert survivors
         for objective, cap, max_pref in itertools.product(objectives, caps, (0, 1)):
+
             def feasible(c, cap=cap, max_pref=max_pref):
                 return c.preference <= max_pref and all(cap is None or a <= cap for _, a in c.quota_usage)
+
             full = [objective(c) for c in group if feasible(c)]
             pruned = [objective(c) for c in survivors if feasible(c)]
             assert (min(full) if full else None) == (min(pruned) if pruned else None)
@@ -430,14 +483,18 @@ def test_pruning_keeps_every_possible_optimum(specs):
 @settings(max_examples=200, deadline=None)
 @given(candidate_specs)
 def test_pruned_candidates_are_dominated_by_a_survivor(specs):
-    candidates = [make_candidate(loc, f"m{i}", cost, hours, quota, pref)
-                  for i, (loc, cost, hours, quota, pref) in enumerate(specs)]
+    candidates = [
+        make_candidate(loc, f"m{i}", cost, hours, quota, pref)
+        for i, (loc, cost, hours, quota, pref) in enumerate(specs)
+    ]
     kept = prune_dominated(candidates)
     for removed in set(candidates) - set(kept):
         assert any(
             k.location == removed.location
             and [q for q, _ in k.quota_usage] == [q for q, _ in removed.quota_usage]
-            and k.cost <= removed.cost and k.hours <= removed.hours and k.preference <= removed.preference
+            and k.cost <= removed.cost
+            and k.hours <= removed.hours
+            and k.preference <= removed.preference
             and all(a <= b for (_, a), (_, b) in zip(k.quota_usage, removed.quota_usage, strict=True))
             for k in kept
         )
@@ -452,11 +509,20 @@ def test_builtin_pruning_reduces_and_is_fast_enough_to_matter(monkeypatch):
     monkeypatch.setenv("SKYPLAN_NO_CACHE", "1")
     catalog = load_catalog()
     spec = spec_of(
-        Task(name="pre", options=(ResourceOption(cpus=Quantity(16, True), memory_gib=Quantity(64, True)),), hours=2),
-        Task(name="train", options=(
-            ResourceOption(accelerator=AcceleratorDemand("A100", 8), use_spot=SpotPolicy.AUTO),
-            ResourceOption(accelerator=AcceleratorDemand("V100", 8), use_spot=SpotPolicy.AUTO),
-        ), hours_by_accelerator=(("A100", 10.0), ("V100", 28.0)), num_nodes=2),
+        Task(
+            name="pre",
+            options=(ResourceOption(cpus=Quantity(16, True), memory_gib=Quantity(64, True)),),
+            hours=2,
+        ),
+        Task(
+            name="train",
+            options=(
+                ResourceOption(accelerator=AcceleratorDemand("A100", 8), use_spot=SpotPolicy.AUTO),
+                ResourceOption(accelerator=AcceleratorDemand("V100", 8), use_spot=SpotPolicy.AUTO),
+            ),
+            hours_by_accelerator=(("A100", 10.0), ("V100", 28.0)),
+            num_nodes=2,
+        ),
     )
     got = build_candidates(spec, catalog)
     assert got.total_after < got.total_before
@@ -465,3 +531,88 @@ def test_builtin_pruning_reduces_and_is_fast_enough_to_matter(monkeypatch):
     for c in got["pre"]:
         per_location.setdefault((c.location, c.spot), []).append(c)
     assert all(len(v) == 1 for v in per_location.values())
+
+
+def reference_candidates(spec: Spec, catalog: Catalog) -> dict[str, tuple[tuple[Candidate, ...], int]]:
+    """Every (offering, spot) pair priced naively, then pruned: what build_candidates must equal."""
+    from skyplan.candidates import _input_egress_cost, _quota_usage
+
+    result = {}
+    for task in spec.tasks:
+        best: dict[tuple, Candidate] = {}
+        for option in task.options:
+            for o in catalog.offerings:
+                if o.accelerator or not option.cpus.admits(o.vcpus):
+                    continue
+                hours = task.hours_for(None)
+                choices = []
+                if option.use_spot in (SpotPolicy.ON_DEMAND, SpotPolicy.AUTO) and o.price is not None:
+                    choices.append((False, o.price, hours))
+                if option.use_spot is SpotPolicy.SPOT and o.spot_price is not None:
+                    choices.append((True, o.spot_price, hours))
+                if option.use_spot is SpotPolicy.AUTO and o.spot_price is not None:
+                    choices.append((True, o.spot_price, hours * (1 + SPOT_OVERHEAD)))
+                for spot, price, h in choices:
+                    c = Candidate(
+                        task.name,
+                        o,
+                        spot,
+                        h,
+                        price,
+                        task.num_nodes,
+                        _input_egress_cost(task, o.location, catalog),
+                        option.preference,
+                        _quota_usage(spec, o, spot, task.num_nodes),
+                    )
+                    held = best.get((id(o), spot))
+                    if held is None or (c.preference, c.hours) < (held.preference, held.hours):
+                        best[(id(o), spot)] = c
+        result[task.name] = (prune_dominated(best.values()), len(best))
+    return result
+
+
+random_offerings = st.lists(
+    st.tuples(
+        st.sampled_from(LOCATIONS),
+        st.sampled_from((2, 4, 8, 16)),
+        st.integers(1, 40),
+        st.one_of(st.none(), st.integers(1, 40)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+policies = st.sampled_from(tuple(SpotPolicy))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    random_offerings,
+    st.lists(st.tuples(st.sampled_from((2, 4, 8)), policies), min_size=1, max_size=3),
+    st.integers(1, 3),
+    st.booleans(),
+)
+def test_build_candidates_equals_naive_enumeration_then_pruning(rows, options, nodes, with_quotas):
+    offerings = [
+        offering(loc, f"m{i}.x", vcpus, vcpus * 4, price / 100, None if spot is None else spot / 100)
+        for i, (loc, vcpus, price, spot) in enumerate(rows)
+    ]
+    catalog = small_catalog(offerings)
+    task = Task(
+        name="t",
+        num_nodes=nodes,
+        hours=3.0,
+        options=tuple(
+            ResourceOption(cpus=Quantity(cpus, True), use_spot=policy, preference=rank)
+            for rank, (cpus, policy) in enumerate(options)
+        ),
+        inputs=(DataInput("s3://b", 10, "aws", "us-east-1"),),
+    )
+    quotas = (Quota("big", "vcpus", 32, (("cloud", "aws"),)),) if with_quotas else ()
+    spec = spec_of(task, quotas=quotas)
+    expected = reference_candidates(spec, catalog)
+    try:
+        got = build_candidates(spec, catalog)
+    except InfeasibleError:
+        assert expected["t"] == ((), 0)
+        return
+    assert (got["t"], got.before["t"]) == expected["t"]

@@ -36,18 +36,30 @@ def builtin() -> Catalog:
         return load_catalog()
 
 
-def find(catalog: Catalog, instance_type: str, zone: str | None, accelerator: str | None = None,
-         count: int | None = None) -> list[Offering]:
+def find(
+    catalog: Catalog,
+    instance_type: str,
+    zone: str | None,
+    accelerator: str | None = None,
+    count: int | None = None,
+) -> list[Offering]:
     return [
-        o for o in catalog.offerings
-        if o.instance_type == instance_type and o.location.zone == zone
+        o
+        for o in catalog.offerings
+        if o.instance_type == instance_type
+        and o.location.zone == zone
         and (accelerator is None or o.accelerator == accelerator)
         and (count is None or o.accelerator_count == count)
     ]
 
 
-def one(catalog: Catalog, instance_type: str, zone: str | None, accelerator: str | None = None,
-        count: int | None = None) -> Offering:
+def one(
+    catalog: Catalog,
+    instance_type: str,
+    zone: str | None,
+    accelerator: str | None = None,
+    count: int | None = None,
+) -> Offering:
     found = find(catalog, instance_type, zone, accelerator, count)
     assert len(found) == 1, found
     return found[0]
@@ -143,12 +155,18 @@ def test_gcp_cpu_hosts_kept_as_cpu_offerings(builtin):
 def test_gcp_n1_gpu_counts_respect_host_limits(builtin):
     # V100×1 allows at most 12 vCPUs (cloud.google.com/compute/docs/gpus), so n1-standard-16
     # only carries 2 or more; T4 goes on anything up to 48 vCPUs with 1 GPU.
-    n1_16 = {(o.accelerator, o.accelerator_count) for o in builtin.offerings
-             if o.instance_type == "n1-standard-16" and o.accelerator}
+    n1_16 = {
+        (o.accelerator, o.accelerator_count)
+        for o in builtin.offerings
+        if o.instance_type == "n1-standard-16" and o.accelerator
+    }
     assert ("V100", 1) not in n1_16 and ("V100", 2) in n1_16
     assert ("T4", 1) in n1_16
-    n1_96 = {(o.accelerator, o.accelerator_count) for o in builtin.offerings
-             if o.instance_type == "n1-standard-96" and o.accelerator}
+    n1_96 = {
+        (o.accelerator, o.accelerator_count)
+        for o in builtin.offerings
+        if o.instance_type == "n1-standard-96" and o.accelerator
+    }
     assert n1_96 and all(count >= 4 for _, count in n1_96)
 
 
@@ -185,8 +203,12 @@ def test_known_accelerators(builtin):
 
 def test_builtin_egress_rates(builtin):
     rates = builtin.rates
-    assert (rates["aws"].same_zone, rates["aws"].cross_zone, rates["aws"].inter_region,
-            rates["aws"].internet) == (0.0, 0.01, 0.02, 0.09)
+    assert (
+        rates["aws"].same_zone,
+        rates["aws"].cross_zone,
+        rates["aws"].inter_region,
+        rates["aws"].internet,
+    ) == (0.0, 0.01, 0.02, 0.09)
     assert rates["gcp"].internet == 0.12 and rates["azure"].internet == 0.0875
     for cloud in ("local", "ssh"):
         r = rates[cloud]
@@ -270,13 +292,25 @@ def test_fingerprint_follows_content(tmp_path):
     ("text", "message"),
     [
         ("cloud,instance_type\n", r"aws.csv:1: header must be"),
-        (HEADER + "aws,m6i.large,,,2.0,8.0,abc,,us-east-1,use1-az1\n", r"aws.csv:2: price_hourly 'abc' is not a number"),
+        (
+            HEADER + "aws,m6i.large,,,2.0,8.0,abc,,us-east-1,use1-az1\n",
+            r"aws.csv:2: price_hourly 'abc' is not a number",
+        ),
         (HEADER + "aws,m6i.large,,,2.0,8.0,0.1,,us-east-1\n", r"aws.csv:2: expected 10 columns, found 9"),
         (HEADER + AWS_ROWS + "aws,m6i.large,,,2.0,8.0,,,us-east-1,use1-az3\n", r"aws.csv:4: neither price"),
-        (HEADER + AWS_ROWS + "gcp,m6i.large,,,2.0,8.0,0.1,,us-east-1,use1-az3\n", r"aws.csv:4: cloud is 'gcp'"),
+        (
+            HEADER + AWS_ROWS + "gcp,m6i.large,,,2.0,8.0,0.1,,us-east-1,use1-az3\n",
+            r"aws.csv:4: cloud is 'gcp'",
+        ),
         (HEADER + AWS_ROWS + AWS_ROWS[: AWS_ROWS.index("\n") + 1], r"aws.csv:4: duplicate of line 2"),
-        (HEADER + "aws,m6i.large,,,2.0,8.0,-1,,us-east-1,use1-az1\n", r"aws.csv:2: price_hourly must be a positive"),
-        (HEADER + "aws,p4d.24xlarge,A100,8.5,96,1152,32.7,,us-east-1,use1-az1\n", r"aws.csv:2: accelerator_count"),
+        (
+            HEADER + "aws,m6i.large,,,2.0,8.0,-1,,us-east-1,use1-az1\n",
+            r"aws.csv:2: price_hourly must be a positive",
+        ),
+        (
+            HEADER + "aws,p4d.24xlarge,A100,8.5,96,1152,32.7,,us-east-1,use1-az1\n",
+            r"aws.csv:2: accelerator_count",
+        ),
         (HEADER + "aws,m6i.large,,,2.0,8.0,0.1,,,use1-az1\n", r"aws.csv:2: region is empty"),
     ],
 )
@@ -295,10 +329,14 @@ def test_missing_directory_or_files(tmp_path):
 
 def test_custom_egress_overrides_per_cloud(tmp_path):
     write(tmp_path, "aws.csv", HEADER + AWS_ROWS)
-    write(tmp_path, "egress.yaml", (
-        "rates:\n  aws: {same_zone: 0, cross_zone: 0.02, inter_region: 0.05, internet: 0.07}\n"
-        "bandwidth_gbps: {same_zone: 25, cross_zone: 20, inter_region: 2, internet: 1}\n"
-    ))
+    write(
+        tmp_path,
+        "egress.yaml",
+        (
+            "rates:\n  aws: {same_zone: 0, cross_zone: 0.02, inter_region: 0.05, internet: 0.07}\n"
+            "bandwidth_gbps: {same_zone: 25, cross_zone: 20, inter_region: 2, internet: 1}\n"
+        ),
+    )
     catalog = load_catalog(tmp_path)
     assert catalog.rates["aws"].internet == 0.07
     assert catalog.rates["gcp"].internet == 0.12  # not overridden: shipped value
@@ -316,8 +354,10 @@ def load_catalog_without_egress(folder: Path) -> Catalog:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("rates:\n  aws: {same_zone: 0, cross_zone: 0.03, inter_region: 0.02, internet: 0.09}\n",
-         "same_zone <= cross_zone <= inter_region <= internet"),
+        (
+            "rates:\n  aws: {same_zone: 0, cross_zone: 0.03, inter_region: 0.02, internet: 0.09}\n",
+            "same_zone <= cross_zone <= inter_region <= internet",
+        ),
         ("rates:\n  aws: {same_zone: 0, cross_zone: 0.01}\n", "exactly the keys"),
         ("rates:\n  aws: {same_zone: -1, cross_zone: 0, inter_region: 0, internet: 0}\n", "must be >= 0"),
         ("rates: [1, 2\n", "not valid YAML"),
@@ -332,16 +372,23 @@ def test_bad_egress_file(tmp_path, text, message):
 
 
 def test_gcp_combination_in_custom_directory(tmp_path):
-    write(tmp_path, "gcp.csv", HEADER + (
-        "gcp,,A100,1,,,2.0,0.5,us-central1,us-central1-a\n"
-        "gcp,,T4,1,,,0.35,0.1,us-central1,us-central1-a\n"
-        "gcp,a2-highgpu-1g,,,12.0,85.0,0.7,0.2,us-central1,us-central1-a\n"
-        "gcp,a2-highgpu-1g,,,12.0,85.0,0.7,0.2,us-central1,us-central1-b\n"
-        "gcp,n1-standard-4,,,4.0,15.0,0.19,,us-central1,us-central1-a\n"
-    ))
+    write(
+        tmp_path,
+        "gcp.csv",
+        HEADER
+        + (
+            "gcp,,A100,1,,,2.0,0.5,us-central1,us-central1-a\n"
+            "gcp,,T4,1,,,0.35,0.1,us-central1,us-central1-a\n"
+            "gcp,a2-highgpu-1g,,,12.0,85.0,0.7,0.2,us-central1,us-central1-a\n"
+            "gcp,a2-highgpu-1g,,,12.0,85.0,0.7,0.2,us-central1,us-central1-b\n"
+            "gcp,n1-standard-4,,,4.0,15.0,0.19,,us-central1,us-central1-a\n"
+        ),
+    )
     catalog = load_catalog(tmp_path)
-    got = sorted(((o.instance_type, o.accelerator, o.location.zone, o.price, o.spot_price)
-                  for o in catalog.offerings), key=str)
+    got = sorted(
+        ((o.instance_type, o.accelerator, o.location.zone, o.price, o.spot_price) for o in catalog.offerings),
+        key=str,
+    )
     assert got == [
         # The a2 host in zone b has no A100 row there: no offering.
         ("a2-highgpu-1g", "A100", "us-central1-a", 2.7, 0.7),

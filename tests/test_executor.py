@@ -26,7 +26,7 @@ from skyplan.executor import (
 )
 from skyplan.models import ResourceOption, Task
 
-NASTY = "echo \"it's ${HOME} %{x} $(id -u)\" `true` \\\\ \n" "cat <<'EOF'\n$$ EOF\nEOF\n"
+NASTY = "echo \"it's ${HOME} %{x} $(id -u)\" `true` \\\\ \ncat <<'EOF'\n$$ EOF\nEOF\n"
 
 
 def make_task(name: str = "train", **kw) -> Task:
@@ -69,9 +69,15 @@ def decoded_executor(user_data: str) -> str:
 
 SAMPLE_TASKS = [
     make_task("minimal"),
-    make_task("full", setup="pip install -r requirements.txt", run="python train.py --epochs $EPOCHS",
-              envs=(("EPOCHS", "10"), ("MSG", "it's \"quoted\"\n${x}")), secrets=("HF_TOKEN",), num_nodes=2),
-    make_task("Nasty Name's \"task\"\n$(rm -rf /)", setup=NASTY, run=NASTY, envs=(("V", NASTY),)),
+    make_task(
+        "full",
+        setup="pip install -r requirements.txt",
+        run="python train.py --epochs $EPOCHS",
+        envs=(("EPOCHS", "10"), ("MSG", 'it\'s "quoted"\n${x}')),
+        secrets=("HF_TOKEN",),
+        num_nodes=2,
+    ),
+    make_task('Nasty Name\'s "task"\n$(rm -rf /)', setup=NASTY, run=NASTY, envs=(("V", NASTY),)),
     make_task("setup-only", setup="true"),
 ]
 
@@ -89,7 +95,9 @@ def test_shellcheck_passes(tmp_path, task):
 
 
 def _schema_check(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
+    return subprocess.run(
+        ["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True
+    )
 
 
 @pytest.mark.parametrize("storage", [None, "gs://bucket/runs/demo"])
@@ -134,10 +142,14 @@ def test_rendering_is_deterministic():
     a = executor_script(task, plan_name="demo", upstream=["b", "a"])
     b = executor_script(task, plan_name="demo", upstream=["a", "b"])
     assert a == b
-    assert cloud_init(a, task_name="full", plan_name="demo") == cloud_init(b, task_name="full", plan_name="demo")
+    assert cloud_init(a, task_name="full", plan_name="demo") == cloud_init(
+        b, task_name="full", plan_name="demo"
+    )
 
 
-@pytest.mark.parametrize("storage", ["https://acct.blob.core.windows.net/c/p?sv=2024&sig=abc", "s3://key:secret@bucket/p"])
+@pytest.mark.parametrize(
+    "storage", ["https://acct.blob.core.windows.net/c/p?sv=2024&sig=abc", "s3://key:secret@bucket/p"]
+)
 def test_cloud_init_refuses_credentials_in_storage(storage):
     with pytest.raises(RenderError, match="credentials"):
         cloud_init("#!/bin/bash\n", task_name="t", plan_name="p", storage=storage)
@@ -186,8 +198,12 @@ def test_size_check_raises_on_aws_but_not_gcp():
 
 
 def test_typical_task_fits_aws_with_room():
-    text = cloud_init(executor_script(SAMPLE_TASKS[1], plan_name="demo", upstream=["prep"]),
-                      task_name="full", plan_name="demo", storage="s3://bucket/skyplan/demo")
+    text = cloud_init(
+        executor_script(SAMPLE_TASKS[1], plan_name="demo", upstream=["prep"]),
+        task_name="full",
+        plan_name="demo",
+        storage="s3://bucket/skyplan/demo",
+    )
     check_user_data("aws", text, task_name="full")
     assert len(text) < USER_DATA_LIMITS["aws"] // 2
 
@@ -240,7 +256,11 @@ def test_failing_setup_skips_run(tmp_path):
 
 def test_setup_runs_before_run_in_work_dir(tmp_path):
     storage, work = tmp_path / "storage", tmp_path / "work"
-    task = make_task("order", setup="pwd > setup_pwd\necho one > order", run="echo two >> order\ncp order $SKYPLAN_OUTPUT_DIR/")
+    task = make_task(
+        "order",
+        setup="pwd > setup_pwd\necho one > order",
+        run="echo two >> order\ncp order $SKYPLAN_OUTPUT_DIR/",
+    )
     assert run_executor(write_script(tmp_path, task), storage, work).returncode == 0
     assert (storage / "order" / "outputs" / "order").read_text() == "one\ntwo\n"
     assert (work / "setup_pwd").read_text().strip() == str(work)
@@ -329,22 +349,59 @@ def test_shutdown_only_when_asked(tmp_path):
     assert "shutdown -h now" in calls.read_text()
 
 
-def test_sigterm_stops_the_task_and_its_children(tmp_path):
+def _start_long_task(tmp_path, *, new_session: bool):
     storage, work = tmp_path / "storage", tmp_path / "work"
     pidfile = tmp_path / "child.pid"
     task = make_task("long", run=f"sleep 300 &\necho $! > {pidfile}\nwait\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKYPLAN_")}
     env.update(SKYPLAN_STORAGE=f"file://{storage}", SKYPLAN_WORK_DIR=str(work), SKYPLAN_SHUTDOWN="0")
-    proc = subprocess.Popen(["bash", str(write_script(tmp_path, task))], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        ["bash", str(write_script(tmp_path, task))],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=new_session,
+    )
     deadline = time.time() + 20
     while not (pidfile.exists() and pidfile.read_text().strip()) and time.time() < deadline:
         time.sleep(0.05)
-    child = int(pidfile.read_text())
+    return proc, int(pidfile.read_text()), storage
+
+
+def _gone(pid: int) -> bool:
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigterm_to_group_leader_executor_records_status(tmp_path):
+    """local/ssh start the executor with setsid and TERM its process group."""
+    proc, child, storage = _start_long_task(tmp_path, new_session=True)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=20) == 143
+    assert status(storage, "long")["exit_code"] == 143
+    assert _gone(child)
+
+
+def test_sigkill_of_the_group_leaves_nothing_behind(tmp_path):
+    """local/ssh escalate to KILL on the group: every stage process must be in that group."""
+    proc, child, _ = _start_long_task(tmp_path, new_session=True)
+    assert os.getpgid(child) == proc.pid
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=20)
+    assert _gone(child)
+
+
+def test_sigterm_to_executor_alone_stops_the_task_and_its_children(tmp_path):
+    """Started by cloud-init or by hand (not a group leader): it forwards TERM to the stage."""
+    proc, child, storage = _start_long_task(tmp_path, new_session=False)
+    assert os.getpgid(child) != os.getpgid(0)  # the stage does not share our (the caller's) group
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 143
     st = status(storage, "long")
     assert st["exit_code"] == 143 and st["stage"] == "run"
-    time.sleep(0.2)
-    with pytest.raises(ProcessLookupError):
-        os.kill(child, 0)
+    assert _gone(child)

@@ -1,3 +1,10 @@
+locals {
+  # cloud-init/<task>.yaml carries two placeholder words for values known only when Terraform
+  # runs (skyplan/targets/cloud.py): the run's storage URI, JSON-quoted so it stays one YAML
+  # scalar, and each machine's rank (substituted per node below).
+  user_data = replace(var.user_data, "SKYPLAN_STORAGE_TOKEN", jsonencode(var.storage))
+}
+
 # One task's machines on EC2. The executor in user data runs the task, then powers the machine
 # off; instance_initiated_shutdown_behavior = "terminate" turns that power-off into termination,
 # so a finished or crashed task never keeps billing (EC2 User Guide, "Change the instance
@@ -12,7 +19,7 @@ resource "aws_instance" "node" {
   associate_public_ip_address          = true
   iam_instance_profile                 = var.instance_profile
   instance_initiated_shutdown_behavior = "terminate"
-  user_data                            = var.user_data
+  user_data                            = replace(local.user_data, "SKYPLAN_NODE_RANK_TOKEN", "'${count.index}'")
   user_data_replace_on_change          = true
 
   # A one-time Spot request ends with the instance; "terminate" is the only interruption

@@ -45,6 +45,11 @@ variable "user_data" {
   type        = string
 }
 
+variable "storage" {
+  description = "Base URI where the run stages task outputs; written to /etc/skyplan/storage on the machines."
+  type        = string
+}
+
 variable "num_nodes" {
   description = "How many identical machines the task runs on."
   type        = number

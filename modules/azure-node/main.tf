@@ -4,6 +4,11 @@ locals {
   # whose private half was deleted when it was generated, so no credential exists anywhere.
   unusable_ssh_key = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQDHDHpFlHW7KclwJXd+6NsMrErbC+VOc6MJc2pIoN4qt11QxxA5V076Mz/cpu2wexKVycA9xmjhEaUqZo74G4unsM/cg4wu/7SnTF4NdT0JS2MHZxdSrCELa1gAJ/Pknpxh+cxmRh1Xd3thI8Y8bDi+SyTwlUR0V6yq+bFoeEHVvRhN+UdZi2zgK1X8Qeu61rIW2UMD2nq8SS43m5hCtESbGZWekG4q3gNN2AF5tXQUhlspImkmWwtjXbTWGm2QvCccinOTpEwxAC/nLyX5EF3dDsrsyhvzakatjCsP256QEdmfHGyFEZlF0XJBJkO/a+ZhEKAfgIIHJ+uMyneNicLK0q+d4QijVKlM19Shbndxqp/dSvRYVfabXDHdLnY5pRhKFpICimG5xS9HWbknxQseQJgyCbLjQyDeaXdSV66Jsop0p8Ek1V/9f6dnwDmi/OqoQ+27uy6l16/jWw4xmypTqmxNLakSzn5DT2+qMY2FyiLZpwbj6eKNu0TOTSMQ72c= skyplan-unusable-key"
   admin_username   = "skyplan"
+
+  # cloud-init/<task>.yaml carries two placeholder words for values known only when Terraform
+  # runs (skyplan/targets/cloud.py): the run's storage URI, JSON-quoted so it stays one YAML
+  # scalar, and each machine's rank (substituted per node below).
+  user_data = replace(var.user_data, "SKYPLAN_STORAGE_TOKEN", jsonencode(var.storage))
 }
 
 # A Standard public address per VM gives explicit egress: VNets created with the network API
@@ -50,7 +55,7 @@ resource "azurerm_linux_virtual_machine" "node" {
   size                  = var.size
   network_interface_ids = [azurerm_network_interface.node[count.index].id]
   admin_username        = local.admin_username
-  custom_data           = base64encode(var.user_data)
+  custom_data           = base64encode(replace(local.user_data, "SKYPLAN_NODE_RANK_TOKEN", "'${count.index}'"))
   source_image_id       = var.source_image_id
   priority              = var.spot ? "Spot" : "Regular"
   eviction_policy       = var.spot ? "Delete" : null

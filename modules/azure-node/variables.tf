@@ -62,6 +62,11 @@ variable "user_data" {
   type        = string
 }
 
+variable "storage" {
+  description = "Base URI where the run stages task outputs; written to /etc/skyplan/storage on the machines."
+  type        = string
+}
+
 variable "num_nodes" {
   description = "How many identical VMs the task runs on."
   type        = number

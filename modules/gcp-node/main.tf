@@ -1,3 +1,10 @@
+locals {
+  # cloud-init/<task>.yaml carries two placeholder words for values known only when Terraform
+  # runs (skyplan/targets/cloud.py): the run's storage URI, JSON-quoted so it stays one YAML
+  # scalar, and each machine's rank (substituted per node below).
+  user_data = replace(var.user_data, "SKYPLAN_STORAGE_TOKEN", jsonencode(var.storage))
+}
+
 # One task's VMs on Compute Engine. The executor powers the VM off when the task ends; a
 # stopped VM no longer bills for vCPUs/GPUs, and the apply loop then destroys it (GCE has no
 # "terminate on shutdown" setting for standard VMs).
@@ -57,7 +64,7 @@ resource "google_compute_instance" "node" {
   }
 
   metadata = {
-    user-data              = var.user_data
+    user-data              = replace(local.user_data, "SKYPLAN_NODE_RANK_TOKEN", "'${count.index}'")
     block-project-ssh-keys = "true"
   }
 }

@@ -35,15 +35,17 @@ if [ "$held" -lt "$need" ]; then
   no_slot "$need CPU slots needed, $held free (taken by other runs)"
 fi
 
-log="$SKYPLAN_WORK_DIR/task.log"
+log="$SKYPLAN_WORK_DIR/node.log"
 rm -f "$SKYPLAN_WORK_DIR/exit_code"
 : >"$log"
 # Not a process group leader here (no job control), so setsid(1) does not fork: $! is the
-# session leader and its PID is the group id stop.sh kills.
+# session leader and its PID is the group id stop.sh kills. (The executor writes task.log
+# itself; node.log is everything it printed, streamed to Terraform below.)
 setsid bash "$SKYPLAN_EXECUTOR" </dev/null >>"$log" 2>&1 &
 pid=$!
 echo "$pid" >"$SKYPLAN_WORK_DIR/pid"
 
+# shellcheck disable=SC2317  # invoked by the trap
 stop() {
   kill -TERM -- "-$pid" 2>/dev/null
   exit 130

@@ -160,97 +160,80 @@ class PlacementModel:
 
     def _build_edges(self) -> None:
         prob, m = self.prob, self.model
-        for ei, e in enumerate(prob.edges):
+        for e in prob.edges:
             u, v = e.src, e.dst
+            if e.gb <= 0:  # nothing moves: no cost, no transfer time, just the precedence
+                if self.with_time:
+                    m.add(self.start[v] >= self.end[u])
+                continue
             time_vars: list[_Var] = []
             time_coefs: list[int] = []
-            for k, Cu in sorted(self.C[u].items()):
+            tinc = (0, 0, 0)
+            if self.with_time:
+                sec = e.seconds
+                tinc = (sec[1] - sec[0], sec[2] - sec[1], sec[3] - sec[2])
+                if tinc[0] < 0 or tinc[1] < 0:
+                    raise ValueError(
+                        "transfer bandwidth must not grow from the same-zone to the inter-region tier "
+                        "(only the internet tier may be faster than the inter-region one)"
+                    )
+            for k, cu in sorted(self.C[u].items()):
                 tiers = e.cost_by_cloud[k]
-                # The same-zone cost is paid whatever v does: charge it to u's choice of cloud k.
-                self._add_cost_expr_sum(self._cloud_members(u, k), tiers[0])
+                # The same-zone cost is paid wherever v is: charge it to u's choice of cloud k.
+                self._add_cost(cu, tiers[0])
                 cinc = (tiers[1] - tiers[0], tiers[2] - tiers[1], tiers[3] - tiers[2])
-                tinc = (
-                    (e.seconds[1] - e.seconds[0], e.seconds[2] - e.seconds[1], e.seconds[3] - e.seconds[2])
-                    if self.with_time
-                    else (0, 0, 0)
-                )
-                families = (self._zone_terms(u, v, k), self._region_terms(u, v, k), [(Cu, self.C[v].get(k))])
-                for level, terms in enumerate(families):
+                for level, pos, neg in self._level_terms(u, v, k):
                     if cinc[level] == 0 and tinc[level] == 0:
                         continue
-                    exact = tinc[level] < 0
-                    if exact and level != 2:
-                        raise ValueError(
-                            "transfer bandwidth must not grow from same-zone to inter-region tiers "
-                            "(only the internet tier may be faster than the inter-region one)"
-                        )
-                    d = self._differs(terms, f"d{ei}_{k}_{level}", exact_cloud=(Cu, self.C[v].get(k)) if exact else None)
-                    if d is None:
-                        continue
-                    for var, coef in d:
-                        self._add_cost(var, cinc[level] * coef)
-                        if tinc[level]:
-                            time_vars.append(var)
-                            time_coefs.append(tinc[level] * coef)
+                    d = self._differs(pos, neg, exact=tinc[level] < 0)
+                    self._add_cost(d, cinc[level])
+                    if tinc[level]:
+                        time_vars.append(d)
+                        time_coefs.append(tinc[level])
             if self.with_time:
-                # start(v) - end(u) - Σ time_coef·indicator >= same-zone transfer seconds
+                # start(v) − end(u) − Σ increment·indicator ≥ same-zone transfer seconds
                 expr = cp_model.LinearExpr.weighted_sum(
                     [self.start[v], self.end[u], *time_vars], [1, -1, *(-c for c in time_coefs)]
                 )
                 m.add_linear_constraint(expr, e.seconds[0], cp_model.INT_MAX)
 
-    def _cloud_members(self, i: int, cloud: str) -> list[_Var]:
-        return [self.x[i][j] for j, c in enumerate(self.prob.cands[i]) if c.location.cloud == cloud]
-
-    def _add_cost_expr_sum(self, vars_: Sequence[_Var], coef: int) -> None:
-        for v in vars_:
-            self._add_cost(v, coef)
-
-    def _zone_terms(self, u: int, v: int, k: str) -> list[tuple[_Var, list[_Var] | None]]:
-        terms: list[tuple[_Var, list[_Var] | None]] = []
+    def _level_terms(self, u: int, v: int, k: str) -> list[tuple[int, _Var, list[_Var]]]:
+        """(level, u-indicator, v-indicators that cancel it) for every zone, region and the cloud
+        k of u: level 0 is "v not in u's zone", 1 "not in u's region", 2 "not in u's cloud"."""
+        terms: list[tuple[int, _Var, list[_Var]]] = []
         for loc, yu in self.y[u].items():
             if loc.cloud != k:
                 continue
             region = (loc.cloud, loc.region)
-            if loc.zone is None:
-                rv = self.R[v].get(region)
-                terms.append((yu, [rv] if rv is not None else []))
+            if loc.zone is None:  # a zone-less location is "same zone" with its whole region
+                neg = [self.R[v].get(region)]
             else:
-                neg = [w for w in (self.y[v].get(loc), self.zoneless[v].get(region)) if w is not None]
-                terms.append((yu, neg))
-        return terms
-
-    def _region_terms(self, u: int, v: int, k: str) -> list[tuple[_Var, list[_Var] | None]]:
-        terms: list[tuple[_Var, list[_Var] | None]] = []
-        for region, Ru in self.R[u].items():
+                neg = [self.y[v].get(loc), self.zoneless[v].get(region)]
+            terms.append((0, yu, [w for w in neg if w is not None]))
+        for region, ru in self.R[u].items():
             if region[0] == k:
                 rv = self.R[v].get(region)
-                terms.append((Ru, [rv] if rv is not None else []))
+                terms.append((1, ru, [rv] if rv is not None else []))
+        cv = self.C[v].get(k)
+        terms.append((2, self.C[u][k], [cv] if cv is not None else []))
         return terms
 
-    def _differs(
-        self, terms: Sequence[tuple[_Var, Sequence[_Var] | None]], name: str, exact_cloud=None
-    ) -> list[tuple[_Var, int]] | None:
-        """An indicator ≥ max(pos − Σneg) over `terms`, as (variable, coefficient) pairs, or None if ≡ 0.
-
-        When no term has a negative part the positives are exclusive and the indicator is their
-        sum, so no variable is needed."""
-        live = [(p, list(n or ())) for p, n in terms]
-        if not live:
-            return None
-        if all(not n for _, n in live):
-            return [(p, 1) for p, _ in live]
-        d = self.model.new_bool_var(name)
-        for p, n in live:
-            self.model.add_linear_constraint(
-                cp_model.LinearExpr.weighted_sum([d, p, *n], [1, -1] + [1] * len(n)), 0, cp_model.INT_MAX
-            )
-        if exact_cloud is not None:
-            cu, cv = exact_cloud
-            self.model.add_implication(d, cu)
-            if cv is not None:
-                self.model.add_implication(d, cv.Not())
-        return [(d, 1)]
+    def _differs(self, pos: _Var, neg: Sequence[_Var], *, exact: bool) -> _Var:
+        """A Boolean ≥ pos − Σneg (u is here, v is not). Summed over a level's terms this is the
+        transport distance of u's and v's indicator vectors: exact for integral values and a much
+        tighter LP relaxation than one max-type indicator per level. `exact` adds the reverse
+        bounds, for time increments that are negative."""
+        if not neg:
+            return pos  # v can never be here: the term is u's indicator itself
+        d = self.model.new_bool_var("")
+        self.model.add_linear_constraint(
+            cp_model.LinearExpr.weighted_sum([d, pos, *neg], [1, -1] + [1] * len(neg)), 0, cp_model.INT_MAX
+        )
+        if exact:
+            self.model.add_implication(d, pos)
+            for w in neg:
+                self.model.add_implication(d, w.Not())
+        return d
 
     def _build_quotas(self, with_groups: bool) -> None:
         prob, m = self.prob, self.model
@@ -262,13 +245,17 @@ class PlacementModel:
                 if not any(amounts):
                     continue
                 if i not in self.intervals:
-                    self.intervals[i] = m.new_interval_var(self.start[i], self._durations[i], self.end[i], f"iv{i}")
+                    self.intervals[i] = m.new_interval_var(
+                        self.start[i], self._durations[i], self.end[i], f"iv{i}"
+                    )
                 if min(amounts) == max(amounts):
                     demand = amounts[0]
                 else:
                     demand = m.new_int_var(0, max(amounts), f"q{i}_{key}")
                     m.add_linear_constraint(
-                        cp_model.LinearExpr.weighted_sum([demand, *self.x[i]], [1] + [-a for a in amounts]), 0, 0
+                        cp_model.LinearExpr.weighted_sum([demand, *self.x[i]], [1] + [-a for a in amounts]),
+                        0,
+                        0,
                     )
                 intervals.append(self.intervals[i])
                 demands.append(demand)
@@ -295,7 +282,12 @@ class PlacementModel:
         return cp_model.LinearExpr.weighted_sum([self._vars[i] for i in idx], [self._obj[i] for i in idx])
 
     def preference_expr(self) -> cp_model.LinearExpr | None:
-        pairs = [(v, p) for row, prefs in zip(self.x, self.prob.pref) for v, p in zip(row, prefs) if p]
+        pairs = [
+            (v, p)
+            for row, prefs in zip(self.x, self.prob.pref, strict=False)
+            for v, p in zip(row, prefs, strict=False)
+            if p
+        ]
         if not pairs:
             return None
         return cp_model.LinearExpr.weighted_sum([v for v, _ in pairs], [p for _, p in pairs])
@@ -311,7 +303,7 @@ class PlacementModel:
             for jj, v in enumerate(self.x[i]):
                 self.model.add_hint(v, jj == j)
         if start is not None and self.with_time:
-            for s, value in zip(self.start, start):
+            for s, value in zip(self.start, start, strict=False):
                 self.model.add_hint(s, value)
 
     def bound(self, expr: cp_model.LinearExprT, upper: int) -> _Var:
@@ -319,11 +311,16 @@ class PlacementModel:
         (CP-SAT cannot delete a constraint; this keeps one model across lexicographic phases)."""
         lit = self.model.new_bool_var("bound")
         self.model.add(expr <= upper).only_enforce_if(lit)
-        self.model.proto.variables[lit.index].domain[:] = [1, 1]
+        self._fix(lit, 1)
         return lit
 
     def release(self, lit: _Var) -> None:
-        self.model.proto.variables[lit.index].domain[:] = [0, 0]
+        self._fix(lit, 0)
+
+    def _fix(self, lit: _Var, value: int) -> None:
+        domain = self.model.proto.variables[lit.index].domain
+        domain[0] = value
+        domain[1] = value
 
     def counts(self) -> tuple[int, int]:
         proto = self.model.proto
@@ -369,9 +366,15 @@ class PlacementModel:
             if name == "INFEASIBLE" and assumptions is not None:
                 by_index = {lit.index: g for g, lit in self.groups.items()}
                 core = tuple(
-                    sorted(by_index[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in by_index)
+                    sorted(
+                        by_index[i]
+                        for i in solver.sufficient_assumptions_for_infeasibility()
+                        if i in by_index
+                    )
                 )
-            return SolveResult(name, None, None, 0.0, 0.0, None, None, solver.wall_time, solver.deterministic_time, core)
+            return SolveResult(
+                name, None, None, 0.0, 0.0, None, None, solver.wall_time, solver.deterministic_time, core
+            )
         values = solver.response_proto.solution
         choice = [next(j for j, v in enumerate(row) if values[v.index]) for row in self.x]
         start = [values[s.index] for s in self.start] if self.with_time else None

@@ -114,7 +114,7 @@ def edge_tier_costs(gb: float, rates: TierRates) -> tuple[int, int, int, int]:
     r = tier_rates(rates)
     total = cost_units(gb * r[0])
     out = [total]
-    for lo, hi in zip(r, r[1:]):
+    for lo, hi in zip(r, r[1:], strict=False):
         if hi < lo - 1e-12:
             raise ValueError(
                 f"egress rates are not monotone ({rates}); the optimizer relies on "

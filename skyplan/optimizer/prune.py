@@ -29,6 +29,7 @@ summary aggregated. Costs are bounded in rate space plus the model's rounding sl
 from __future__ import annotations
 
 import math
+
 from skyplan.models import Location
 from skyplan.optimizer.problem import (
     COST_UNITS_PER_USD,
@@ -41,9 +42,12 @@ _ROUNDING_SLACK = 4  # an edge's modelled tier cost is a sum of ≤ 4 rounded te
 _MAX_ROUNDS = 8
 
 
-def prune(prob: Problem, *, with_time: bool, rates: dict[str, tuple[float, float, float, float]]) -> list[list[int]]:
+def prune(
+    prob: Problem, *, with_time: bool, rates: dict[str, tuple[float, float, float, float]]
+) -> list[list[int]]:
     """Indices of the candidates to keep, per task, in their original order."""
     alive = [_within_location(prob, i, with_time) for i in range(prob.n)]
+    alive = _dominated_locations(prob, alive, with_time)
     return _CrossLocation(prob, with_time, rates).run(alive)
 
 
@@ -68,6 +72,88 @@ def _within_location(prob: Problem, i: int, with_time: bool) -> list[int]:
                 kept.append(j)
         keep.extend(kept)
     return sorted(keep)
+
+
+_Entry = tuple  # (cost, duration, preference, quota usage)
+
+
+def _dominates(a: _Entry, b: _Entry) -> bool:
+    return a[0] <= b[0] and a[1] <= b[1] and a[2] <= b[2] and _holds_less(dict(a[3]), dict(b[3]))
+
+
+def _dominated_locations(prob: Problem, alive: list[list[int]], with_time: bool) -> list[list[int]]:
+    """Drop whole locations for every task at once: a zone whose candidates are, for every task,
+    dominated by candidates in another zone of its region; then a region whose every zone maps
+    to a zone of another region of the same cloud with that property.
+
+    Exchange argument (plans, not single tasks): take an optimal plan and move *every* task at a
+    dropped location to the dominating candidate at its image. Compute cost, duration, preference
+    and quota use do not grow. No edge gets a farther tier: two tasks that shared a zone share
+    its image; tasks in different zones of a region stay within one region; an edge leaving the
+    region or the cloud keeps its tier, and the source cloud's rates are unchanged. A zone-less
+    location (same tier as every zone of its region) only maps to a zone-less one. Rates and
+    transfer times are monotone by tier up to inter-region (checked when the model is built), so
+    neither cost nor any time grows: the moved plan is optimal too.
+    """
+    # Tasks with identical candidate tables behave identically: check each table once.
+    tables: dict[tuple, dict[Location, list[_Entry]]] = {}
+    for i, keep in enumerate(alive):
+        rows = []
+        for j in keep:
+            usage = _usage_key(prob.usage[i][j])
+            rows.append(
+                (
+                    prob.cands[i][j].location,
+                    (prob.cost[i][j], prob.dur[i][j] if with_time else 0, prob.pref[i][j], usage),
+                )
+            )
+        key = tuple(sorted(rows))
+        if key not in tables:
+            table: dict[Location, list[_Entry]] = {}
+            for loc, entry in key:
+                table.setdefault(loc, []).append(entry)
+            tables[key] = table
+    at: dict[Location, list[dict[Location, list[_Entry]]]] = {}
+    for table in tables.values():
+        for loc in table:
+            at.setdefault(loc, []).append(table)
+    removed: set[Location] = set()
+
+    def covered(loc: Location, by: Location) -> bool:
+        return all(
+            by in table and all(any(_dominates(b, a) for b in table[by]) for a in table[loc])
+            for table in at[loc]
+        )
+
+    regions: dict[tuple[str, str], list[Location]] = {}
+    for loc in sorted(at):
+        regions.setdefault((loc.cloud, loc.region), []).append(loc)
+    for locs in regions.values():
+        zones = [z for z in locs if z.zone is not None]
+        for z in zones:
+            if any(z2 != z and z2 not in removed and covered(z, z2) for z2 in zones):
+                removed.add(z)
+    by_cloud: dict[str, list[tuple[str, str]]] = {}
+    for r in regions:
+        by_cloud.setdefault(r[0], []).append(r)
+    gone: set[tuple[str, str]] = set()
+    for rs in by_cloud.values():
+        for r in rs:
+            mine = [z for z in regions[r] if z not in removed]
+            for r2 in rs:
+                if r2 == r or r2 in gone:
+                    continue
+                theirs = [z for z in regions[r2] if z not in removed]
+                if all(
+                    any(covered(z, z2) for z2 in theirs if z.zone is not None or z2.zone is None)
+                    for z in mine
+                ):
+                    gone.add(r)
+                    removed.update(mine)
+                    break
+    if not removed:
+        return alive
+    return [[j for j in keep if prob.cands[i][j].location not in removed] for i, keep in enumerate(alive)]
 
 
 class _Summary:
@@ -245,7 +331,13 @@ class _CrossLocation:
         deltas: dict[tuple[Location, Location], tuple[int, int, int]] = {}
         for j in alive:
             loc = cands[j].location
-            for key in (("loc", loc), ("region", loc.cloud, loc.region), ("cloud", loc.cloud), ("all",), ("fast",)):
+            for key in (
+                ("loc", loc),
+                ("region", loc.cloud, loc.region),
+                ("cloud", loc.cloud),
+                ("all",),
+                ("fast",),
+            ):
                 d = best.get(key)
                 if d is None or d == j or d in removed:
                     continue

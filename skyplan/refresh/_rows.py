@@ -7,32 +7,20 @@ import io
 import os
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-from skyplan.catalog import CSV_HEADER
+from skyplan.catalog import CSV_HEADER, CatalogRow
 
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class PriceRow:
-    """One CSV row: a machine (or, on GCP, an attached GPU or TPU slice) in one zone or region."""
+# A fetched row has exactly the shape of a parsed catalog row.
+PriceRow = CatalogRow
 
-    cloud: str
-    instance_type: str  # "" for GCP attached-GPU and TPU rows
-    accelerator: str | None
-    accelerator_count: int
-    vcpus: float | None
-    memory_gib: float | None
-    price: float | None
-    spot_price: float | None
-    region: str
-    zone: str | None
 
-    def sort_key(self) -> tuple:
-        # The shipped files' order (catalog README "Output format").
-        return (self.instance_type, self.accelerator or "", self.accelerator_count, self.region, self.zone or "")
+def sort_key(row: PriceRow) -> tuple:
+    """The shipped files' row order (catalog README "Output format")."""
+    return (row.instance_type, row.accelerator or "", row.accelerator_count, row.region, row.zone or "")
 
 
 def format_number(value: float | None, decimals: int = 6) -> str:
@@ -49,30 +37,33 @@ def render_csv(rows: Iterable[PriceRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
     seen: set[tuple] = set()
-    for row in sorted(rows, key=PriceRow.sort_key):
-        if row.sort_key() in seen or (row.price is None and row.spot_price is None):
+    for row in sorted(rows, key=sort_key):
+        if sort_key(row) in seen or (row.price is None and row.spot_price is None):
             continue
-        seen.add(row.sort_key())
-        writer.writerow([
-            row.cloud,
-            row.instance_type,
-            row.accelerator or "",
-            str(row.accelerator_count) if row.accelerator else "",
-            format_number(row.vcpus, 2),
-            format_number(row.memory_gib, 3),
-            format_number(row.price, 8),
-            format_number(row.spot_price, 8),
-            row.region,
-            row.zone or "",
-        ])
+        seen.add(sort_key(row))
+        writer.writerow(
+            [
+                row.cloud,
+                row.instance_type,
+                row.accelerator or "",
+                str(row.accelerator_count) if row.accelerator else "",
+                format_number(row.vcpus, 2),
+                format_number(row.memory_gib, 3),
+                format_number(row.price, 8),
+                format_number(row.spot_price, 8),
+                row.region,
+                row.zone or "",
+            ]
+        )
     return out.getvalue()
 
 
 def write_atomically(path: Path, text: str) -> None:
     """Replace `path` with `text` so that a reader sees the old or the new file, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp",
-                                     encoding="utf-8", newline="") as handle:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8", newline=""
+    ) as handle:
         handle.write(text)
     os.replace(handle.name, path)
 

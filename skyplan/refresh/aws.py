@@ -22,8 +22,26 @@ from skyplan.refresh._rows import PriceRow, Progress, report
 
 # The families the shipped snapshot covers (catalog README "AWS").
 FAMILIES: tuple[str, ...] = (
-    "c6i", "m6i", "r6i", "g4dn", "g5", "g5g", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de",
-    "p5", "p5e", "p5en", "inf1", "inf2", "trn1", "trn1n",
+    "c6i",
+    "m6i",
+    "r6i",
+    "g4dn",
+    "g5",
+    "g5g",
+    "g6",
+    "g6e",
+    "gr6",
+    "p3",
+    "p3dn",
+    "p4d",
+    "p4de",
+    "p5",
+    "p5e",
+    "p5en",
+    "inf1",
+    "inf2",
+    "trn1",
+    "trn1n",
 )
 PRICING_REGION = "us-east-1"
 _ON_DEMAND_FILTERS: tuple[tuple[str, str], ...] = (
@@ -51,7 +69,7 @@ def fetch_rows(session: Any, regions: Sequence[str], progress: Progress | None =
         ec2 = session.client("ec2", region_name=region)
         zone_ids = _zone_ids(ec2, region)
         shapes = _instance_shapes(ec2)
-        offered = _offerings(ec2)
+        offered = _offerings(ec2, sorted(shapes))
         spot = _spot_prices(ec2, sorted(shapes), zone_ids)
         report(progress, f"aws {region} ({number}/{len(regions)}): on-demand prices")
         on_demand = _on_demand_prices(pricing, region)
@@ -60,18 +78,20 @@ def fetch_rows(session: Any, regions: Sequence[str], progress: Progress | None =
             if shape is None:
                 continue
             vcpus, memory, accelerator, count = shape
-            rows.append(PriceRow(
-                cloud="aws",
-                instance_type=instance_type,
-                accelerator=accelerator,
-                accelerator_count=count,
-                vcpus=vcpus,
-                memory_gib=memory,
-                price=on_demand.get(instance_type),
-                spot_price=spot.get((instance_type, zone_id)),
-                region=region,
-                zone=zone_id,
-            ))
+            rows.append(
+                PriceRow(
+                    cloud="aws",
+                    instance_type=instance_type,
+                    accelerator=accelerator,
+                    accelerator_count=count,
+                    vcpus=vcpus,
+                    memory_gib=memory,
+                    price=on_demand.get(instance_type),
+                    spot_price=spot.get((instance_type, zone_id)),
+                    region=region,
+                    zone=zone_id,
+                )
+            )
     return rows
 
 
@@ -121,24 +141,44 @@ def _accelerator(info: dict[str, Any]) -> tuple[str | None, int]:
     return None, 0
 
 
-def _offerings(ec2: Any) -> set[tuple[str, str]]:
+def _chunks(names: list[str], size: int = 100) -> Iterator[list[str]]:
+    # EC2 filters take a bounded number of values; exact names also work where wildcards
+    # are not supported (moto's DescribeInstanceTypeOfferings).
+    for start in range(0, len(names), size):
+        yield names[start : start + size]
+
+
+def _offerings(ec2: Any, instance_types: list[str]) -> set[tuple[str, str]]:
     offered: set[tuple[str, str]] = set()
-    pages = _pages(ec2, "describe_instance_type_offerings", LocationType="availability-zone-id",
-                   Filters=_family_filter())
-    for page in pages:
-        for item in page["InstanceTypeOfferings"]:
-            if _in_families(item["InstanceType"]):
+    for names in _chunks(instance_types):
+        pages = _pages(
+            ec2,
+            "describe_instance_type_offerings",
+            LocationType="availability-zone-id",
+            Filters=[{"Name": "instance-type", "Values": names}],
+        )
+        for page in pages:
+            for item in page["InstanceTypeOfferings"]:
                 offered.add((item["InstanceType"], item["Location"]))
     return offered
 
 
-def _spot_prices(ec2: Any, instance_types: list[str], zone_ids: dict[str, str]) -> dict[tuple[str, str], float]:
-    if not instance_types:
-        return {}
+def _spot_prices(
+    ec2: Any, instance_types: list[str], zone_ids: dict[str, str]
+) -> dict[tuple[str, str], float]:
     latest: dict[tuple[str, str], tuple[_dt.datetime, float]] = {}
     now = _dt.datetime.now(_dt.timezone.utc)
-    pages = _pages(ec2, "describe_spot_price_history", InstanceTypes=instance_types,
-                   ProductDescriptions=["Linux/UNIX"], StartTime=now)
+    pages = (
+        page
+        for names in _chunks(instance_types)
+        for page in _pages(
+            ec2,
+            "describe_spot_price_history",
+            InstanceTypes=names,
+            ProductDescriptions=["Linux/UNIX"],
+            StartTime=now,
+        )
+    )
     for page in pages:
         for item in page["SpotPriceHistory"]:
             # "Linux/UNIX (Amazon VPC)" is the same product on VPC-only accounts.
@@ -158,7 +198,9 @@ def _on_demand_prices(pricing: Any, region: str) -> dict[str, float]:
     filters = [{"Type": "TERM_MATCH", "Field": field, "Value": value} for field, value in _ON_DEMAND_FILTERS]
     filters.append({"Type": "TERM_MATCH", "Field": "regionCode", "Value": region})
     prices: dict[str, float] = {}
-    for page in _pages(pricing, "get_products", ServiceCode="AmazonEC2", Filters=filters, FormatVersion="aws_v1"):
+    for page in _pages(
+        pricing, "get_products", ServiceCode="AmazonEC2", Filters=filters, FormatVersion="aws_v1"
+    ):
         for document in page["PriceList"]:
             product = json.loads(document) if isinstance(document, str) else document
             parsed = _on_demand_price(product)
@@ -180,7 +222,9 @@ def _on_demand_price(product: dict[str, Any]) -> tuple[str, float] | None:
             try:
                 price = float(dimension["pricePerUnit"]["USD"])
             except (KeyError, ValueError) as err:
-                raise CatalogError(f"AWS Pricing API: unexpected price for {instance_type}: {dimension}") from err
+                raise CatalogError(
+                    f"AWS Pricing API: unexpected price for {instance_type}: {dimension}"
+                ) from err
             # A zero price marks an unavailable product, not a free machine.
             return (instance_type, price) if price > 0 else None
     return None

@@ -22,24 +22,47 @@ from skyplan.refresh._rows import PriceRow, Progress, report
 
 COMPUTE_SERVICE = "services/6F81-5844-456A"
 
-# Machine-type prefix → the family name in SKU descriptions ("N1 Predefined Instance Core ...").
+# Machine-type prefix → the family name in SKU descriptions ("N1 Predefined Instance Core
+# running in Americas", "N2 Instance Core running in ..."; " Predefined" is dropped, since
+# both spellings occur). a2-highgpu and a2-ultragpu share the A2 SKUs, a3-highgpu/-megagpu/
+# -edgegpu the A3 ones: the snapshot's host prices are exactly vCPUs × core + GiB × RAM.
 _FAMILY_OF_PREFIX: Mapping[str, str] = {
-    "n1": "N1 Predefined", "n2": "N2", "e2": "E2", "c3": "C3", "a2": "A2", "a3": "A3", "g2": "G2",
+    "n1": "N1",
+    "n2": "N2",
+    "e2": "E2",
+    "c3": "C3",
+    "a2": "A2",
+    "a3": "A3",
+    "g2": "G2",
 }
 # GPU name in SKU descriptions → the catalog's canonical name.
 _GPU_OF_SKU: Mapping[str, str] = {
-    "Tesla T4": "T4", "Tesla V100": "V100", "Tesla P100": "P100", "Tesla P4": "P4",
-    "Tesla A100": "A100", "Tesla A100 80GB": "A100-80GB", "A100 80GB": "A100-80GB",
-    "H100 80GB": "H100", "H100 80GB Mega": "H100-MEGA", "L4": "L4",
+    "Tesla T4": "T4",
+    "Tesla V100": "V100",
+    "Tesla P100": "P100",
+    "Tesla P4": "P4",
+    "Tesla A100": "A100",
+    "Tesla A100 80GB": "A100-80GB",
+    "A100 80GB": "A100-80GB",
+    "H100 80GB": "H100",
+    "H100 80GB Mega": "H100-MEGA",
+    "L4": "L4",
 }
 _CORE_OR_RAM = re.compile(r"(?P<family>.+?) Instance (?P<kind>Core|Ram) running in .+")
 _GPU = re.compile(r"Nvidia (?P<gpu>.+?) GPU running in .+")
 # Variants that are not the plain list price of a predefined machine.
 _SKIP_WORDS: tuple[str, ...] = (
-    "Commitment", "Reserved", "Sole Tenancy", "Custom", "Extended", "DWS", "Calendar", "Premium",
+    "Commitment",
+    "Reserved",
+    "Sole Tenancy",
+    "Custom",
+    "Extended",
+    "DWS",
+    "Calendar",
+    "Premium",
 )
 
-PriceKey = tuple[str, str, bool, str]  # (what, unit kind, spot, region): ("N2", "Core", False, "us-east1")
+PriceKey = tuple[str, str, bool, str]  # (family or GPU, "Core" | "Ram" | "GPU", spot, region)
 
 
 def fetch_rows(
@@ -71,7 +94,9 @@ def fetch_rows(
             continue
         rows.append(priced)
     if carried:
-        report(progress, f"gcp: {carried} TPU rows carried over unchanged (TPUs are billed by another service)")
+        report(
+            progress, f"gcp: {carried} TPU rows carried over unchanged (TPUs are billed by another service)"
+        )
     if missing:
         report(progress, f"gcp: {missing} rows dropped: no SKU price for their family or GPU in that region")
     return rows
@@ -110,10 +135,11 @@ def _parse_sku(sku: Any) -> tuple[str, str, bool, float] | None:
     spot = usage == "Preemptible"
     for prefix in ("Spot Preemptible ", "Preemptible "):
         if description.startswith(prefix):
-            description = description[len(prefix):]
+            description = description[len(prefix) :]
     match = _CORE_OR_RAM.fullmatch(description)
-    if match and match["family"] in _FAMILY_OF_PREFIX.values():
-        what, kind = match["family"], match["kind"]
+    family = match["family"].removesuffix(" Predefined") if match else None
+    if match and family in _FAMILY_OF_PREFIX.values():
+        what, kind = family, match["kind"]
         expected_unit = "h" if kind == "Core" else "GiBy.h"
     else:
         match = _GPU.fullmatch(description)
@@ -156,7 +182,8 @@ def _reprice(base: PriceRow, prices: Mapping[PriceKey, float]) -> PriceRow | Non
     else:
         per_gpu = {spot: prices.get((base.accelerator or "", "GPU", spot, region)) for spot in (False, True)}
         on_demand, spot_price = (
-            None if per_gpu[s] is None else round(per_gpu[s] * base.accelerator_count, 8) for s in (False, True)
+            None if per_gpu[s] is None else round(per_gpu[s] * base.accelerator_count, 8)
+            for s in (False, True)
         )
     if on_demand is None and spot_price is None:
         return None

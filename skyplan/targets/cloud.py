@@ -1,19 +1,4 @@
-"""What the aws, gcp and azure targets share: templates, user data, storage URIs, error tables.
-
-A cloud target renders its root stack from `templates/<cloud>/*.tf.j2` with values computed here
-and in its own module; the per-task machines come from the hand-written `modules/<cloud>-node`.
-
-User data. Each task's `cloud-init/<task-slug>.yaml` is written once per task, but two values in
-it are only known when Terraform runs, so the file carries two placeholder words that the stack
-substitutes (everything else in the file is ASCII, user text only inside base64, so the words
-cannot occur by accident):
-
-* `STORAGE_TOKEN`, the content of `/etc/skyplan/storage`: the root stack passes `var.storage`
-  and the node module writes `jsonencode(var.storage)` there (a JSON string is a valid YAML
-  double-quoted scalar, so any URI stays one YAML value);
-* `RANK_TOKEN`, the content of `/etc/skyplan/node-rank` (multi-node tasks only): the node module
-  writes each machine's `count.index`.
-"""
+"""What the aws, gcp and azure targets share: templates, user data, storage URIs, error tables."""
 
 from __future__ import annotations
 
@@ -30,6 +15,15 @@ from skyplan.errors import RenderError
 from skyplan.models import FailureScope, Offering, ResourceOption, Task
 from skyplan.targets.base import Failure, StackContext, StackTask, Target
 
+# User data. Each task's `cloud-init/<task-slug>.yaml` is written once per task, but two values in
+# it are only known when Terraform runs, so the file carries two placeholder words that the node
+# modules substitute (everything else in the file is ASCII and user text sits only inside base64,
+# so the words cannot occur by accident):
+# * STORAGE_TOKEN, the content of /etc/skyplan/storage: the root stack passes var.storage and the
+#   node module writes jsonencode(var.storage) there (a JSON string is a valid YAML double-quoted
+#   scalar, so any URI stays one YAML value);
+# * RANK_TOKEN, the content of /etc/skyplan/node-rank (multi-node tasks only): the node module
+#   writes each machine's count.index.
 STORAGE_TOKEN = "SKYPLAN_STORAGE_TOKEN"
 RANK_TOKEN = "SKYPLAN_NODE_RANK_TOKEN"
 _STORAGE_FILE = "/etc/skyplan/storage"
@@ -88,8 +82,11 @@ class ErrorRule:
 
 
 def rule(pattern: str, scope: FailureScope, code: str) -> ErrorRule:
-    """An ErrorRule matching `pattern` case-insensitively anywhere in the text."""
-    return ErrorRule(re.compile(pattern, re.IGNORECASE | re.DOTALL), scope, code)
+    """An ErrorRule matching `pattern` anywhere in the text.
+
+    Case-sensitive on purpose: error codes are exact (`quotaExceeded` is GCP's reason,
+    `QuotaExceeded` Azure's code), and so are the clouds' fixed message phrases."""
+    return ErrorRule(re.compile(pattern, re.DOTALL), scope, code)
 
 
 def classify(rules: tuple[ErrorRule, ...], message: str) -> Failure | None:
@@ -116,6 +113,13 @@ def aligned(pairs: list[tuple[str, str]], indent: int) -> str:
     width = max(len(k) for k, _ in pairs)
     pad = " " * indent
     return "\n".join(f"{pad}{k.ljust(width)} = {v}" for k, v in pairs)
+
+
+def hcl_list(values: list[str]) -> str:
+    """A one-line HCL list of string literals."""
+    from skyplan.hcl import hcl_string
+
+    return "[" + ", ".join(hcl_string(v) for v in values) + "]"
 
 
 def render_templates(target: str, **values: Any) -> dict[str, str]:
@@ -207,6 +211,18 @@ def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
     )
 
 
+def machine_name(plan_name: str, task_name: str) -> str:
+    """Base name of a task's machines and per-task resources: `<plan>-<task>`, at most 53 characters.
+
+    GCE names allow 63 characters and Azure VM names 64, and the modules append `-<node>`, `-ip`,
+    `-nic` or `-ports`; both parts come from `cloud_name`, so the result is a valid name on every
+    cloud and stays unique (a shortened part carries a hash of the full name).
+    """
+    from skyplan.hcl import cloud_name
+
+    return f"{cloud_name(plan_name, max_len=16)}-{cloud_name(task_name, max_len=36)}"
+
+
 def region_alias(region: str) -> str:
     """Provider alias / identifier part for a catalog region or zone name (`us-east-1` → `us_east_1`)."""
     return re.sub(r"[^a-z0-9_]", "_", region.lower())
@@ -247,7 +263,9 @@ class CloudTarget(Target):
         """
         from skyplan.executor import check_user_data
 
-        header = "".join(line + "\n" for line in cloud_init_text.splitlines() if line.startswith("#"))
+        lines = cloud_init_text.splitlines()
+        header = "".join(f"{line}\n" for line in lines[: next(i for i, x in enumerate(lines + [""])
+                                                              if not x.startswith("#"))])
         doc = yaml.safe_load(cloud_init_text)
         if not isinstance(doc, dict) or not isinstance(doc.get("write_files"), list):
             raise RenderError(f"task {task.name!r}: executor cloud-config has no write_files list")

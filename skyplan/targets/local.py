@@ -113,13 +113,19 @@ class LocalTarget(Target):
     apply_waits_for_tasks: ClassVar[bool] = True
 
     def __init__(self, zones: tuple[LocalZone, ...] | None = None):
-        self._zones = zones
+        self._fixed = zones
+        self._cache: tuple[tuple[str, float], tuple[LocalZone, ...]] | None = None
 
     @property
     def zones(self) -> tuple[LocalZone, ...]:
-        if self._zones is None:
-            self._zones = load_zones()
-        return self._zones
+        """The configured zones, re-read when the config file (or its path) changed."""
+        if self._fixed is not None:
+            return self._fixed
+        path = config_path()
+        key = (str(path), path.stat().st_mtime if path.exists() else -1.0)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, load_zones(path))
+        return self._cache[1]
 
     def _zone(self, name: str) -> LocalZone:
         for z in self.zones:
@@ -204,7 +210,7 @@ class LocalTarget(Target):
 
         Terraform does not run destroy provisioners for tainted (interrupted) nodes and knows
         nothing of a run killed with SIGKILL, so apply and destroy call this after Terraform."""
-        return reap_work_dirs(Path(run_dir) / ".skyplan" / "work", str(Path(run_dir).resolve()))
+        return reap_work_dirs(Path(run_dir) / ".skyplan" / "work")
 
 
 def render_templates(target: str, **values: object) -> dict[str, str]:
@@ -240,30 +246,66 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _belongs_to_run(pid: int, run_dir: str) -> bool:
-    # Guard against PID reuse: the recorded leader must still be an executor of this run.
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return True  # not a Linux /proc, or the leader exited while its group lives on
-    return run_dir in cmdline or not cmdline
+def _run_processes(work_root: str) -> list[int]:
+    """PIDs whose environment has SKYPLAN_WORK_DIR inside `work_root`: every process a task of
+    this run started, whatever session it moved to (the executor runs each stage in its own)."""
+    needle = f"SKYPLAN_WORK_DIR={work_root}/".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if any(item.startswith(needle) for item in environ.split(b"\0")):
+            found.append(int(entry.name))
+    return sorted(p for p in found if p != os.getpid())
 
 
-def reap_work_dirs(work_root: Path, run_dir: str) -> list[int]:
-    """Stop (TERM, then KILL after 10 s) the process groups recorded in `work_root/*/node-*/pid`."""
-    killed = []
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def reap_work_dirs(work_root: Path, run_dir: str | None = None) -> list[int]:
+    """Stop every process of the tasks whose work directories are under `work_root`: the process
+    groups recorded in `*/node-*/pid` and any process whose SKYPLAN_WORK_DIR points there
+    (TERM, then KILL after 10 s). Returns the PIDs that were still running."""
+    root = str(work_root.resolve())
+    groups = []
     for pidfile in sorted(work_root.glob("*/node-*/pid")):
         try:
             pgid = int(pidfile.read_text().strip())
         except (OSError, ValueError):
             continue
-        if pgid > 1 and _group_alive(pgid) and _belongs_to_run(pgid, run_dir):
+        if pgid > 1 and _group_alive(pgid):
+            groups.append(pgid)
+    pids = sorted(set(_run_processes(root)) | set(groups))
+    if not pids:
+        for pidfile in work_root.glob("*/node-*/pid"):
+            pidfile.unlink(missing_ok=True)
+        return []
+    for pgid in groups:
+        try:
             os.killpg(pgid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while _group_alive(pgid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _group_alive(pgid):
+        except (ProcessLookupError, PermissionError):
+            pass
+    _signal_all(pids, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = _run_processes(root) + [g for g in groups if _group_alive(g)]
+        if not alive:
+            break
+        time.sleep(0.05)
+    else:
+        for pgid in groups:
+            try:
                 os.killpg(pgid, signal.SIGKILL)
-            killed.append(pgid)
+            except (ProcessLookupError, PermissionError):
+                pass
+        _signal_all(_run_processes(root), signal.SIGKILL)
+    for pidfile in work_root.glob("*/node-*/pid"):
         pidfile.unlink(missing_ok=True)
-    return killed
+    return pids

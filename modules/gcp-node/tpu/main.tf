@@ -1,3 +1,10 @@
+locals {
+  # cloud-init/<task>.yaml carries two placeholder words for values known only when Terraform
+  # runs (skyplan/targets/cloud.py): the run's storage URI, JSON-quoted so it stays one YAML
+  # scalar, and each machine's rank (substituted per node below).
+  user_data = replace(var.user_data, "SKYPLAN_STORAGE_TOKEN", jsonencode(var.storage))
+}
+
 # One task's Cloud TPU VMs.
 resource "google_tpu_v2_vm" "node" {
   provider = google-beta
@@ -31,6 +38,6 @@ resource "google_tpu_v2_vm" "node" {
   }
 
   metadata = {
-    user-data = var.user_data
+    user-data = replace(local.user_data, "SKYPLAN_NODE_RANK_TOKEN", "'${count.index}'")
   }
 }

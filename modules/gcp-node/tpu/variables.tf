@@ -34,6 +34,11 @@ variable "user_data" {
   type        = string
 }
 
+variable "storage" {
+  description = "Base URI where the run stages task outputs; written to /etc/skyplan/storage on the machines."
+  type        = string
+}
+
 variable "num_nodes" {
   description = "How many TPU slices the task runs on."
   type        = number

@@ -1,0 +1,24 @@
+"""The optimizer: the cheapest (or fastest) placement of a job DAG, exact, via CP-SAT.
+
+Cost model. Total cost = Σ_tasks candidate.cost (compute + moving its external inputs, already
+in the Candidate) + Σ_edges u→v outputs_gb(u) × catalog.egress_per_gb(loc(u), loc(v)); the
+source cloud's tiered rate applies (same zone ≤ cross zone ≤ inter region ≤ internet). Edge
+egress is reported in the receiving task's `TaskPlacement.egress_cost`, with its input egress.
+
+Time model. end = start + candidate.hours; for every edge u→v, start(v) ≥ end(u) +
+catalog.transfer_hours(outputs_gb(u), loc(u), loc(v)); makespan = max end. `deadline_hours`
+(makespan ≤) and `budget` (cost ≤) are hard constraints under either objective. Quota limits
+bound the concurrent usage of tasks running at the same time. Objective cost minimises cost
+(then preference, then makespan when time is modelled); objective time minimises makespan, then
+cost. Times and schedules are only modelled when needed (objective time, a deadline, a quota
+some candidate uses, or a Pareto request); otherwise the model is placement only.
+
+Integer units: micro-dollars (rounded) and seconds (durations and transfers rounded up, the
+deadline down: a plan the solver accepts meets the deadline exactly). Reported totals are
+recomputed in floating point by `evaluate`.
+"""
+
+from skyplan.optimizer.evaluate import evaluate, single_region_baseline
+from skyplan.optimizer.solve import solve
+
+__all__ = ["evaluate", "single_region_baseline", "solve"]

@@ -1,0 +1,441 @@
+"""`solve`: prune, model, optimise lexicographically, explain; returns a Placement."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from skyplan.errors import InfeasibleError
+from skyplan.models import (
+    Candidate,
+    Catalog,
+    Objective,
+    ParetoPoint,
+    Placement,
+    RunnerUp,
+    SolverStats,
+    Spec,
+    TaskPlacement,
+)
+from skyplan.optimizer.evaluate import earliest_schedule, evaluate, incoming_egress, single_region_baseline
+from skyplan.optimizer.model import PlacementModel, SolveResult
+from skyplan.optimizer.problem import (
+    COST_UNITS_PER_USD,
+    QUOTA_SCALE,
+    SECONDS_PER_HOUR,
+    Problem,
+    build_problem,
+    quota_unit,
+    tier_rates,
+)
+from skyplan.optimizer.prune import prune
+
+_TIGHT = 0.005  # a constraint with less than 0.5 % slack is reported as binding
+_MAX_PARETO = 6
+
+
+@dataclass
+class _Outcome:
+    result: SolveResult  # the last phase's solution
+    status: str  # OPTIMAL only when every phase was proven optimal
+    objective: float  # primary objective, user units ($ or hours)
+    gap: float
+
+
+def solve(
+    spec: Spec,
+    candidates: Mapping[str, Sequence[Candidate]],
+    catalog: Catalog,
+    *,
+    objective: Objective | None = None,
+    limits: Mapping[str, float] | None = None,
+    excluded_zones: Sequence[str] = (),
+    hint: Placement | None = None,
+    pareto: bool = False,
+    explain: bool = False,
+    time_limit_s: float = 60.0,
+    workers: int = 2,
+    seed: int = 0,
+) -> Placement:
+    """The best placement of every task of `spec` on one of its candidates.
+
+    Minimises total cost (objective cost; ties broken by lower preference, then shorter
+    makespan when the model has time) or makespan (objective time; then cost), subject to the
+    spec's deadline and budget and to `limits` (quota key → concurrent usage limit). Runs with
+    `workers` threads and `seed`; for fixed inputs the answer is reproducible (see model.py).
+    `time_limit_s` bounds each optimisation phase in deterministic seconds.
+
+    Raises InfeasibleError naming the constraint(s) that leave no plan.
+    """
+    started = time.perf_counter()
+    objective = Objective(objective or spec.objective)
+    prob = build_problem(spec, candidates, catalog, limits or {})
+    before = sum(len(candidates.get(t.name, ())) for t in spec.tasks)
+    with_time = objective is Objective.TIME or prob.deadline is not None or bool(prob.limits) or pareto
+    rates = {k: tier_rates(catalog.rates[k]) for k in {c.location.cloud for cs in prob.cands for c in cs}}
+    keep = prune(prob, with_time=with_time, rates=rates)
+    sub = prob.restrict(keep)
+    pruned_s = time.perf_counter() - started
+
+    model = PlacementModel(sub, with_time=with_time)
+    model.hint(_hint_choice(spec, sub, hint, objective))
+    built_s = time.perf_counter() - started - pruned_s
+    outcome = _optimise(model, objective, time_limit_s, workers, seed)
+    if outcome is None:
+        raise _explain_infeasible(spec, sub, with_time, time_limit_s, seed)
+    result = outcome.result
+    assert result.choice is not None
+
+    assignment = {
+        name: sub.cands[i][j] for i, (name, j) in enumerate(zip(sub.task_names, result.choice, strict=False))
+    }
+    total_cost, makespan = evaluate(spec, assignment, catalog)
+    if sub.limits:
+        schedule_s = _left_justify(sub, result.choice, result.start or [0] * sub.n)
+        times = {
+            name: (s / SECONDS_PER_HOUR, e / SECONDS_PER_HOUR)
+            for name, (s, e) in zip(sub.task_names, schedule_s, strict=False)
+        }
+        makespan = max(e for _, e in times.values())
+    else:
+        times = earliest_schedule(spec, assignment, catalog)
+    tasks = tuple(
+        TaskPlacement(
+            task=t.name,
+            candidate=assignment[t.name],
+            egress_cost=incoming_egress(spec, assignment, catalog, t.name),
+            start_hours=times[t.name][0],
+            end_hours=times[t.name][1],
+        )
+        for t in spec.tasks
+    )
+    variables, constraints = model.counts()
+
+    points: tuple[ParetoPoint, ...] = ()
+    if pareto:
+        points = _pareto(spec, model, catalog, assignment, outcome, time_limit_s, workers, seed)
+    runners: tuple[RunnerUp, ...] = ()
+    if explain:
+        runners = _runners_up(spec, prob, catalog, assignment, objective)
+    tight = _tight_constraints(spec, sub, total_cost, makespan, times, assignment)
+
+    wall = time.perf_counter() - started
+    return Placement(
+        name=spec.name,
+        objective=objective,
+        tasks=tasks,
+        total_cost=total_cost,
+        makespan_hours=makespan,
+        excluded_zones=tuple(sorted(set(excluded_zones))),
+        solver=SolverStats(
+            status=outcome.status,
+            objective=outcome.objective,
+            wall_s=wall,
+            gap=outcome.gap,
+            variables=variables,
+            constraints=constraints,
+            candidates_before=before,
+            candidates_after=sum(len(k) for k in keep),
+            workers=workers,
+            seed=seed,
+        ),
+        tight_constraints=tight,
+        runners_up=runners,
+        pareto=points,
+        single_region_baseline=single_region_baseline(spec, candidates, catalog),
+        extras={"prune_s": round(pruned_s, 3), "build_s": round(built_s, 3)},
+    )
+
+
+# --- optimisation ------------------------------------------------------------------------------
+
+
+def _primary_cost(model: PlacementModel):
+    """Cost, with preference as an exact tie-break: cost·K + Σpref where K exceeds any Σpref."""
+    pref = model.preference_expr()
+    if pref is None:
+        return model.cost_expr(), 1
+    k = model.max_preference_sum() + 1
+    return model.cost_expr() * k + pref, k
+
+
+def _optimise(
+    model: PlacementModel, objective: Objective, time_limit_s: float, workers: int, seed: int
+) -> _Outcome | None:
+    """Lexicographic: the objective first, then the other one with the first held at its optimum."""
+    cost_obj, scale = _primary_cost(model)
+    if objective is Objective.TIME:
+        first, second = model.makespan, cost_obj
+    else:
+        first, second = cost_obj, (model.makespan if model.with_time else None)
+    r1 = model.solve(first, time_limit_s=time_limit_s, workers=workers, seed=seed)
+    if r1.status in ("INFEASIBLE", "MODEL_INVALID"):
+        return None
+    if r1.choice is None:
+        raise InfeasibleError(
+            f"no plan found within the solver time limit ({time_limit_s:g} s); raise time_limit_s",
+            ("time-limit",),
+        )
+    if objective is Objective.TIME:
+        primary = r1.makespan / SECONDS_PER_HOUR
+    else:
+        primary = r1.objective / scale / COST_UNITS_PER_USD
+    gap = abs(r1.objective - r1.bound) / abs(r1.objective) if r1.objective else 0.0
+    status, last = r1.status, r1
+    left = time_limit_s - r1.deterministic_s
+    if second is not None and left > 0.05:
+        lit = model.bound(first, round(r1.objective))
+        model.hint(r1.choice, r1.start)
+        r2 = model.solve(second, time_limit_s=left, workers=workers, seed=seed)
+        model.release(lit)
+        if r2.choice is not None:
+            last = r2
+        if r2.status != "OPTIMAL":
+            status = "FEASIBLE"
+    elif second is not None:
+        status = "FEASIBLE"
+    return _Outcome(last, status, primary, gap)
+
+
+def _hint_choice(spec: Spec, prob: Problem, hint: Placement | None, objective: Objective) -> list[int | None]:
+    """The previous placement where its candidate survives, else each task's cheapest (fastest)."""
+    previous: dict[str, Candidate] = {}
+    if hint is not None:
+        previous = {tp.task: tp.candidate for tp in hint.tasks}
+    choice: list[int | None] = []
+    for i, name in enumerate(prob.task_names):
+        index = {c: j for j, c in enumerate(prob.cands[i])}
+        if name in previous and previous[name] in index:
+            choice.append(index[previous[name]])
+            continue
+        order = range(len(prob.cands[i]))
+        if objective is Objective.TIME:
+            choice.append(min(order, key=lambda j: (prob.dur[i][j], prob.cost[i][j], prob.pref[i][j], j)))
+        else:
+            choice.append(min(order, key=lambda j: (prob.cost[i][j], prob.pref[i][j], prob.dur[i][j], j)))
+    return choice
+
+
+def _left_justify(prob: Problem, choice: Sequence[int], start: Sequence[int]) -> list[tuple[int, int]]:
+    """Serial schedule in the solver's start order: every task as early as precedences and quotas
+    allow. Each task starts no later than in the solver's schedule (what ran before it only moved
+    earlier), so the makespan does not grow and the deadline still holds."""
+    order = sorted(range(prob.n), key=lambda i: (start[i], i))
+    preds: list[list] = [[] for _ in range(prob.n)]
+    for e in prob.edges:
+        preds[e.dst].append(e)
+    placed: list[tuple[int, int, dict[str, int]]] = []
+    out: list[tuple[int, int]] = [(0, 0)] * prob.n
+    for i in order:
+        loc = prob.cands[i][choice[i]].location
+        ready = 0
+        for e in preds[i]:
+            src_loc = prob.cands[e.src][choice[e.src]].location
+            ready = max(ready, out[e.src][1] + e.time(src_loc, loc))
+        dur = prob.dur[i][choice[i]]
+        use = prob.usage[i][choice[i]]
+        t = ready
+        if use:
+            for t in sorted({ready} | {end for _, end, _ in placed if end > ready}):
+                if _fits(placed, t, t + dur, use, prob.limits):
+                    break
+        out[i] = (t, t + dur)
+        placed.append((t, t + dur, use))
+    return out
+
+
+def _fits(placed, start: int, end: int, use: dict[str, int], limits: dict[str, int]) -> bool:
+    for key, amount in use.items():
+        if key not in limits:
+            continue
+        # Usage only rises at interval starts: check at this start and every start inside.
+        points = [start] + [s for s, _, _ in placed if start < s < end]
+        for p in points:
+            held = sum(u.get(key, 0) for s, e, u in placed if s <= p < e)
+            if held + amount > limits[key]:
+                return False
+    return True
+
+
+# --- infeasibility ------------------------------------------------------------------------------
+
+
+def _explain_infeasible(
+    spec: Spec, prob: Problem, with_time: bool, time_limit_s: float, seed: int
+) -> InfeasibleError:
+    """Name the deadline/budget/quota groups that conflict, from an assumption core of CP-SAT,
+    shrunk to a minimal one by dropping each group and re-checking."""
+    gm = PlacementModel(prob, with_time=with_time, with_groups=True)
+    groups = sorted(gm.groups)
+    limit = max(time_limit_s, 1.0)
+    r = gm.solve(None, time_limit_s=limit, workers=1, seed=seed, assumptions=groups)
+    if r.status != "INFEASIBLE":
+        return InfeasibleError("no plan found: the solver stopped before proving anything", ("unknown",))
+    core = list(r.core) or groups
+    for g in list(core):
+        trial = [c for c in core if c != g]
+        if gm.solve(None, time_limit_s=limit, workers=1, seed=seed, assumptions=trial).status == "INFEASIBLE":
+            core = trial
+    if not core:
+        return InfeasibleError("no combination of candidates satisfies the tasks' constraints", ())
+    core.sort(key=lambda g: ({"deadline": 0, "budget": 1}.get(g, 2), g))
+
+    def best(expr, active: list[str]) -> SolveResult:
+        return gm.solve(expr, time_limit_s=limit, workers=1, seed=seed, assumptions=active)
+
+    names = [_group_text(spec, prob, g) for g in core]
+    details: list[str] = []
+    if "budget" in core:
+        r_cost = best(gm.cost_expr(), [g for g in core if g != "budget"])
+        if r_cost.cost is not None:
+            within = _within(core, "budget", spec, prob)
+            details.append(f"cheapest plan{within} costs ${r_cost.cost / COST_UNITS_PER_USD:,.2f}")
+    if "deadline" in core:
+        r_time = best(gm.makespan, [g for g in core if g != "deadline"])
+        if r_time.makespan is not None:
+            within = _within(core, "deadline", spec, prob)
+            details.append(f"fastest plan{within} takes {_hours(r_time.makespan / SECONDS_PER_HOUR)} h")
+    if core == ["budget"] and details:  # one group: "<what the rest allows> > <limit>"
+        message = f"{details[0]} > budget ${spec.budget:,.2f}"
+    elif core == ["deadline"] and details:
+        message = f"{details[0]} > deadline {_hours(spec.deadline_hours or 0)} h"
+    else:
+        message = " and ".join(names) + " conflict"
+        if details:
+            message += ": " + "; ".join(details)
+    return InfeasibleError(message, tuple(core))
+
+
+def _group_text(spec: Spec, prob: Problem, group: str) -> str:
+    if group == "deadline":
+        return f"deadline {_hours(spec.deadline_hours or 0)} h"
+    if group == "budget":
+        return f"budget ${spec.budget:,.2f}"
+    key = group.split(":", 1)[1]
+    unit = quota_unit(spec, key)
+    limit = prob.limits[key] / QUOTA_SCALE
+    return f"quota {key} ({limit:g}{' ' + unit if unit else ''})"
+
+
+def _within(core: list[str], skip: str, spec: Spec, prob: Problem) -> str:
+    rest = [g for g in core if g != skip]
+    if not rest:
+        return ""
+    words = {"deadline": "the deadline", "budget": "the budget"}
+    return " within " + " and ".join(words.get(g, _group_text(spec, prob, g)) for g in rest)
+
+
+def _hours(h: float) -> str:
+    return f"{h:.2f}".rstrip("0").rstrip(".")
+
+
+# --- explanations -------------------------------------------------------------------------------
+
+
+def _tight_constraints(
+    spec: Spec,
+    prob: Problem,
+    total_cost: float,
+    makespan: float,
+    times: Mapping[str, tuple[float, float]],
+    assignment: Mapping[str, Candidate],
+) -> tuple[str, ...]:
+    """Constraints with less than 0.5 % slack: deadline, budget, and quotas at their peak."""
+    tight = []
+    if spec.deadline_hours is not None and makespan >= spec.deadline_hours * (1 - _TIGHT):
+        tight.append("deadline")
+    if spec.budget is not None and total_cost >= spec.budget * (1 - _TIGHT):
+        tight.append("budget")
+    for key, limit in prob.limits.items():
+        held = [
+            (times[t][0], times[t][1], a * QUOTA_SCALE)
+            for t, c in assignment.items()
+            for k, a in c.quota_usage
+            if k == key
+        ]
+        peak = max((sum(a for s2, e2, a in held if s2 <= s < e2) for s, _, _ in held), default=0)
+        if peak >= limit * (1 - _TIGHT):
+            tight.append(f"quota:{key}")
+    return tuple(tight)
+
+
+def _runners_up(
+    spec: Spec, prob: Problem, catalog: Catalog, assignment: Mapping[str, Candidate], objective: Objective
+) -> tuple[RunnerUp, ...]:
+    """Per task, the best other candidate with every other task kept where it is (evaluated, not
+    re-solved): the plan's total cost and makespan if that task alone moved there."""
+    out = []
+    for i, name in enumerate(prob.task_names):
+        chosen = assignment[name]
+        best: tuple[tuple[float, float], Candidate, float, float] | None = None
+        for c in prob.cands[i]:
+            if c == chosen:
+                continue
+            trial = dict(assignment)
+            trial[name] = c
+            cost, span = evaluate(spec, trial, catalog)
+            key = (span, cost) if objective is Objective.TIME else (cost, span)
+            if best is None or key < best[0]:
+                best = (key, c, cost, span)
+        if best is not None:
+            out.append(RunnerUp(task=name, candidate=best[1], total_cost=best[2], makespan_hours=best[3]))
+    return tuple(out)
+
+
+def _pareto(
+    spec: Spec,
+    model: PlacementModel,
+    catalog: Catalog,
+    chosen: Mapping[str, Candidate],
+    outcome: _Outcome,
+    time_limit_s: float,
+    workers: int,
+    seed: int,
+) -> tuple[ParetoPoint, ...]:
+    """Up to six cost/makespan trade-offs: the fastest plan, the cheapest, and the cheapest under
+    makespan caps spaced between them (ε-constraint), each lexicographically optimised."""
+    prob = model.prob
+    per_solve = max(time_limit_s / (2 * _MAX_PARETO), 0.5)
+    cost_obj, _ = _primary_cost(model)
+
+    def lexi(first, second, cap: int | None) -> SolveResult | None:
+        lits = [model.bound(model.makespan, cap)] if cap is not None else []
+        r1 = model.solve(first, time_limit_s=per_solve, workers=workers, seed=seed)
+        if r1.choice is None:
+            for lit in lits:
+                model.release(lit)
+            return None
+        lits.append(model.bound(first, round(r1.objective)))
+        model.hint(r1.choice, r1.start)
+        r2 = model.solve(second, time_limit_s=per_solve, workers=workers, seed=seed)
+        for lit in lits:
+            model.release(lit)
+        return r2 if r2.choice is not None else r1
+
+    fastest = lexi(model.makespan, cost_obj, None)
+    cheapest = lexi(cost_obj, model.makespan, None)
+    found = [r for r in (fastest, cheapest) if r is not None]
+    if fastest is not None and cheapest is not None and cheapest.makespan > fastest.makespan:
+        lo, hi = fastest.makespan, cheapest.makespan
+        for k in range(1, _MAX_PARETO - 1):
+            cap = lo + (hi - lo) * k // (_MAX_PARETO - 1)
+            r = lexi(cost_obj, model.makespan, cap)
+            if r is not None:
+                found.append(r)
+    points: dict[tuple, ParetoPoint] = {}
+    for r in found:
+        assignment = {
+            name: prob.cands[i][j] for i, (name, j) in enumerate(zip(prob.task_names, r.choice, strict=False))
+        }
+        cost, _ = evaluate(spec, assignment, catalog)
+        span = r.makespan / SECONDS_PER_HOUR if prob.limits else evaluate(spec, assignment, catalog)[1]
+        key = tuple(sorted((t, c.location.key) for t, c in assignment.items()))
+        points[key] = ParetoPoint(total_cost=cost, makespan_hours=span, assignment=key)
+    # Keep the non-dominated ones, fastest first.
+    frontier = sorted(points.values(), key=lambda p: (p.makespan_hours, p.total_cost))
+    kept: list[ParetoPoint] = []
+    for p in frontier:
+        if not kept or p.total_cost < kept[-1].total_cost - 1e-9:
+            kept.append(p)
+    return tuple(kept[:_MAX_PARETO])

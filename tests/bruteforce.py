@@ -1,0 +1,271 @@
+"""Reference optimizer by exhaustive enumeration, and a seeded generator of small random instances.
+
+Written independently of skyplan.optimizer: its own critical path, its own cost sum, and an exact
+scheduler for quotas. Quota feasibility: for a fixed assignment the earliest-start schedule is
+not enough (two tasks may have to be serialised), so the minimum makespan is found by the serial
+schedule-generation scheme over every precedence-feasible task order. Each order schedules its
+next task at the earliest time that satisfies the precedences (with transfer delays) and the
+resource limits throughout its run; this generates every *active* schedule, and for a regular
+objective such as the makespan some active schedule is optimal (Kolisch 1996), so the minimum
+over all orders is the exact minimum makespan. Instances are kept to ≤ 5 tasks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+
+from skyplan.models import (
+    Bandwidth,
+    Candidate,
+    Catalog,
+    CatalogInfo,
+    Location,
+    Objective,
+    Offering,
+    ResourceOption,
+    Spec,
+    Task,
+    TierRates,
+)
+
+EPS = 1e-9
+
+RATES = {
+    "aws": TierRates(same_zone=0.0, cross_zone=0.01, inter_region=0.02, internet=0.09),
+    "gcp": TierRates(same_zone=0.0, cross_zone=0.01, inter_region=0.02, internet=0.12),
+    "azure": TierRates(same_zone=0.0, cross_zone=0.0, inter_region=0.02, internet=0.0875),
+    "ssh": TierRates(same_zone=0.0, cross_zone=0.0, inter_region=0.0, internet=0.0),
+}
+
+LOCATIONS = (
+    Location("aws", "us-east-1", "use1-az1"),
+    Location("aws", "us-east-1", "use1-az2"),
+    Location("aws", "us-west-2", "usw2-az1"),
+    Location("gcp", "us-central1", "us-central1-a"),
+    Location("gcp", "us-central1", "us-central1-b"),
+    Location("gcp", "europe-west4", "europe-west4-a"),
+    Location("azure", "eastus", None),
+    Location("azure", "westus2", None),
+)
+
+
+def make_catalog(bandwidth: Bandwidth | None = None) -> Catalog:
+    return Catalog(
+        offerings=(),
+        rates=RATES,
+        bandwidth=bandwidth or Bandwidth(),
+        info=CatalogInfo(date="2026-11-22", fingerprint="test", source="tests"),
+    )
+
+
+def make_candidate(
+    task: str,
+    location: Location,
+    *,
+    hourly: float,
+    hours: float,
+    instance: str = "m.large",
+    spot: bool = False,
+    input_egress: float = 0.0,
+    preference: int = 0,
+    quota: tuple[tuple[str, float], ...] = (),
+) -> Candidate:
+    offering = Offering(
+        location=location,
+        instance_type=instance,
+        accelerator=None,
+        accelerator_count=0,
+        vcpus=8,
+        memory_gib=32,
+        price=hourly,
+        spot_price=hourly,
+    )
+    return Candidate(
+        task=task,
+        offering=offering,
+        spot=spot,
+        hours=hours,
+        hourly_price=hourly,
+        num_nodes=1,
+        input_egress_cost=input_egress,
+        preference=preference,
+        quota_usage=quota,
+    )
+
+
+def make_spec(
+    name: str,
+    deps: dict[str, tuple[str, ...]],
+    outputs: dict[str, float],
+    *,
+    objective: Objective = Objective.COST,
+    deadline: float | None = None,
+    budget: float | None = None,
+) -> Spec:
+    tasks = tuple(
+        Task(name=t, options=(ResourceOption(),), outputs_gb=outputs.get(t, 0.0), depends_on=d)
+        for t, d in deps.items()
+    )
+    return Spec(name=name, tasks=tasks, objective=objective, deadline_hours=deadline, budget=budget)
+
+
+@dataclass
+class Instance:
+    spec: Spec
+    candidates: dict[str, list[Candidate]]
+    limits: dict[str, float]
+
+
+def random_instance(
+    seed: int,
+    *,
+    max_tasks: int = 5,
+    max_cands: int = 6,
+    quotas: bool = False,
+    preferences: bool = False,
+) -> Instance:
+    """A random DAG over 2–3 clouds. Hours are multiples of 0.25 h and data sizes of 5 GB, so
+    every duration and transfer is a whole number of seconds and the solver's integer time is exact."""
+    rng = random.Random(seed)
+    n = rng.randint(1, max_tasks)
+    names = [f"t{i}" for i in range(n)]
+    clouds = rng.sample(["aws", "gcp", "azure"], rng.randint(2, 3))
+    locs = [loc for loc in LOCATIONS if loc.cloud in clouds]
+    deps = {t: tuple(names[j] for j in range(i) if rng.random() < 0.45) for i, t in enumerate(names)}
+    outputs = {t: float(5 * rng.randint(0, 100)) for t in names}
+    candidates: dict[str, list[Candidate]] = {}
+    for t in names:
+        cands = []
+        for k in range(rng.randint(1, max_cands)):
+            hours = 0.25 * rng.randint(2, 16)
+            quota: tuple[tuple[str, float], ...] = ()
+            if quotas and rng.random() < 0.8:
+                quota = ((rng.choice(["qa", "qb"]), float(rng.choice([4, 8, 16]))),)
+            cands.append(
+                make_candidate(
+                    t,
+                    rng.choice(locs),
+                    hourly=round(rng.uniform(0.5, 12.0), 4),
+                    hours=hours,
+                    instance=f"type{k}",
+                    spot=rng.random() < 0.3,
+                    input_egress=round(rng.choice([0.0, 0.0, rng.uniform(0, 20)]), 4),
+                    preference=rng.randint(0, 2) if preferences else 0,
+                    quota=quota,
+                )
+            )
+        candidates[t] = cands
+    limits = {"qa": float(rng.choice([16, 24, 32])), "qb": float(rng.choice([8, 16]))} if quotas else {}
+    spec = make_spec(f"rand{seed}", deps, outputs)
+    return Instance(spec, candidates, limits)
+
+
+# --- the reference ------------------------------------------------------------------------------
+
+
+def plan_cost(spec: Spec, catalog: Catalog, assign: dict[str, Candidate]) -> float:
+    total = sum(c.hours * c.hourly_price * c.num_nodes + c.input_egress_cost for c in assign.values())
+    for t in spec.tasks:
+        for d in t.depends_on:
+            total += spec.task(d).outputs_gb * catalog.egress_per_gb(assign[d].location, assign[t.name].location)
+    return total
+
+
+def _lag(spec: Spec, catalog: Catalog, assign: dict[str, Candidate], src: str, dst: str) -> float:
+    return catalog.transfer_hours(spec.task(src).outputs_gb, assign[src].location, assign[dst].location)
+
+
+def critical_path(spec: Spec, catalog: Catalog, assign: dict[str, Candidate]) -> float:
+    end: dict[str, float] = {}
+    for t in spec.tasks:
+        ready = max((end[d] + _lag(spec, catalog, assign, d, t.name) for d in t.depends_on), default=0.0)
+        end[t.name] = ready + assign[t.name].hours
+    return max(end.values())
+
+
+def min_makespan_with_limits(
+    spec: Spec, catalog: Catalog, assign: dict[str, Candidate], limits: dict[str, float]
+) -> float:
+    """Exact minimum makespan under the concurrent-usage limits (serial SGS over all orders)."""
+    names = [t.name for t in spec.tasks]
+    deps = {t.name: t.depends_on for t in spec.tasks}
+    use = {t: dict(assign[t].quota_usage) for t in names}
+    best = float("inf")
+    for order in itertools.permutations(names):
+        pos = {t: i for i, t in enumerate(order)}
+        if any(pos[d] > pos[t] for t in names for d in deps[t]):
+            continue
+        placed: list[tuple[float, float, str]] = []
+        end: dict[str, float] = {}
+        for t in order:
+            dur = assign[t].hours
+            ready = max((end[d] + _lag(spec, catalog, assign, d, t) for d in deps[t]), default=0.0)
+            for start in sorted({ready} | {e for _, e, _ in placed if e > ready}):
+                if _fits(placed, use, t, start, start + dur, limits):
+                    break
+            placed.append((start, start + dur, t))
+            end[t] = start + dur
+        best = min(best, max(end.values()))
+    return best
+
+
+def _fits(placed, use, task, start, end, limits) -> bool:
+    for key, amount in use[task].items():
+        if key not in limits:
+            continue
+        for p in [start] + [s for s, _, _ in placed if start < s < end]:
+            held = sum(use[o].get(key, 0.0) for s, e, o in placed if s <= p + EPS and p < e - EPS)
+            if held + amount > limits[key] + EPS:
+                return False
+    return True
+
+
+@dataclass
+class Best:
+    cost: float
+    makespan: float
+    assignment: dict[str, Candidate]
+
+
+def brute_force(
+    spec: Spec,
+    candidates: dict[str, list[Candidate]],
+    catalog: Catalog,
+    *,
+    objective: Objective,
+    limits: dict[str, float] | None = None,
+    makespan_tiebreak: bool = False,
+) -> Best | None:
+    """The lexicographically best feasible plan: (cost[, makespan]) or (makespan, cost)."""
+    limits = limits or {}
+    names = [t.name for t in spec.tasks]
+    options = []
+    for t in names:
+        ok = [c for c in candidates[t] if all(a <= limits.get(k, float("inf")) + EPS for k, a in c.quota_usage)]
+        options.append(ok)
+    needs_time = objective is Objective.TIME or spec.deadline_hours is not None or makespan_tiebreak
+    best: Best | None = None
+    best_key = None
+    for combo in itertools.product(*options):
+        assign = dict(zip(names, combo, strict=True))
+        cost = plan_cost(spec, catalog, assign)
+        if spec.budget is not None and cost > spec.budget + 1e-7:
+            continue
+        span = 0.0
+        if needs_time:
+            uses_limits = any(k in limits for c in combo for k, _ in c.quota_usage)
+            if uses_limits:
+                span = min_makespan_with_limits(spec, catalog, assign, limits)
+            else:
+                span = critical_path(spec, catalog, assign)
+            if spec.deadline_hours is not None and span > spec.deadline_hours + 1e-7:
+                continue
+        if objective is Objective.TIME:
+            key = (round(span, 6), cost)
+        else:
+            key = (round(cost, 6), span if makespan_tiebreak else 0.0)
+        if best_key is None or key < best_key:
+            best_key, best = key, Best(cost, span, assign)
+    return best

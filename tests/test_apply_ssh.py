@@ -1,0 +1,134 @@
+"""End-to-end apply on the `ssh` target against a real sshd on 127.0.0.1: a DAG, pinned host keys, failover."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import sshd
+from test_apply_local import assert_no_state, compile_dir, events
+
+from skyplan import apply as apply_mod
+from skyplan.errors import ApplyError
+from skyplan.terraform import find_terraform
+
+pytestmark = pytest.mark.skipif(sshd.missing_reason() is not None, reason=str(sshd.missing_reason()))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = sshd.start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def ssh_env(server, monkeypatch, tmp_path):
+    monkeypatch.setenv("SKYPLAN_SSH_KNOWN_HOSTS", str(server.known_hosts))
+    monkeypatch.setenv("SKYPLAN_POOLS_FILE", str(tmp_path / "no-pools.yaml"))
+    monkeypatch.setenv("SKYPLAN_SSH_CONNECT_TIMEOUT", "3s")
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # only the run's own agent may serve keys
+    return server
+
+
+def _spec(path: Path, server: sshd.Sshd, pools: list[tuple[str, float, list[dict]]], name: str = "remote") -> Path:
+    """A two-task DAG (make → use) restricted to the ssh target, with the given (pool, $/h, hosts)."""
+    lines = [f"name: {name}", "allowed: {clouds: [ssh]}", "pools:"]
+    for pool, cost, hosts in pools:
+        lines += [f"  - name: {pool}", f"    user: {server.user}", f"    key: {server.client_key}",
+                  f"    hourly_cost: {cost}", "    hosts:"]
+        lines += [f"      - {json.dumps(h)}" for h in hosts]
+    lines += [
+        "tasks:",
+        "  - name: make",
+        "    resources: {cpus: 1}",
+        "    run: |",
+        "      echo \"made on $(hostname)\" > \"$SKYPLAN_OUTPUT_DIR/made.txt\"",
+        "  - name: use",
+        "    depends_on: [make]",
+        "    resources: {cpus: 1}",
+        "    run: |",
+        "      tr a-z A-Z < \"$SKYPLAN_INPUT_DIR/make/made.txt\" > \"$SKYPLAN_OUTPUT_DIR/used.txt\"",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _box(server: sshd.Sshd) -> dict:
+    return {"name": "box", "address": "127.0.0.1", "port": server.port, "cpus": 2, "memory": 2}
+
+
+def _check_outputs(out: Path, plan: str = "remote") -> None:
+    storage = out / ".skyplan-storage" / plan
+    assert (storage / "make" / "outputs" / "made.txt").read_text().startswith("made on ")
+    assert (storage / "use" / "outputs" / "used.txt").read_text().startswith("MADE ON ")
+    for task in ("make", "use"):
+        assert json.loads((storage / task / "status.json").read_text())["exit_code"] == 0
+
+
+def _no_key_material(out: Path, server: sshd.Sshd) -> None:
+    """The private key's content is in no file of the run: not the stack, the plan file, the state."""
+    secret = "".join(server.client_key.read_text().splitlines()[1:-1])[:40]
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_bytes().decode("utf-8", "replace").replace("\n", ""), path
+
+
+@pytest.mark.slow
+def test_two_task_dag_runs_on_a_pool_host(tmp_path, ssh_env):
+    spec = _spec(tmp_path / "remote.yaml", ssh_env, [("lab", 0.5, [_box(ssh_env)])])
+    out = compile_dir(spec, tmp_path / "out")
+    outcome = apply_mod.apply(out)
+    assert outcome.ok
+    _check_outputs(out)
+    assert {e["zone"] for e in events(out, "task_succeeded")} == {"box"}
+    assert_no_state(out)
+    _no_key_material(out, ssh_env)
+    # The run's directory on the host is gone after the teardown.
+    from skyplan.targets.ssh import run_id
+
+    assert not (Path.home() / ".skyplan" / "runs" / run_id(out, "remote")).exists()
+
+
+@pytest.mark.slow
+def test_unreachable_host_fails_over_to_the_live_one(tmp_path, ssh_env):
+    dead = sshd.closed_port()
+    ssh_env.add_known_host(dead)  # known but down: the failure is reachability, not trust
+    # The dead host's pool is cheaper, so the optimizer picks it first.
+    dead_host = {"name": "dead", "address": "127.0.0.1", "port": dead, "cpus": 2, "memory": 2}
+    spec = _spec(tmp_path / "remote.yaml", ssh_env, [("cheap", 0.1, [dead_host]), ("lab", 0.9, [_box(ssh_env)])])
+    out = compile_dir(spec, tmp_path / "out")
+    assert {t["zone"] for t in json.loads((out / "plan.json").read_text())["tasks"]} == {"dead"}
+
+    t0 = time.monotonic()
+    outcome = apply_mod.apply(out, max_attempts=3)
+    print(f"ssh failover apply wall time: {time.monotonic() - t0:.2f} s")
+    assert outcome.ok
+    _check_outputs(out)
+    classified = events(out, "failure_classified")
+    assert [(e["task"], e["scope"], e["code"], e["zone"]) for e in classified] == [
+        ("make", "zone", "HostUnreachable", "dead")]
+    assert [e["token"] for e in events(out, "zone_excluded")] == ["ssh:dead"]
+    assert {e["zone"] for e in events(out, "task_succeeded")} == {"box"}
+    assert_no_state(out)
+
+
+@pytest.mark.slow
+def test_host_presenting_another_key_stops_the_run(tmp_path, ssh_env, monkeypatch):
+    wrong = tmp_path / "known_hosts"
+    other = tmp_path / "other"
+    os.system(f"ssh-keygen -q -t ed25519 -N '' -f {other}")
+    pub = (other.with_suffix(".pub")).read_text().split()
+    wrong.write_text(f"[127.0.0.1]:{ssh_env.port} {pub[0]} {pub[1]}\n")
+    monkeypatch.setenv("SKYPLAN_SSH_KNOWN_HOSTS", str(wrong))
+    spec = _spec(tmp_path / "remote.yaml", ssh_env, [("lab", 0.5, [_box(ssh_env)])])
+    out = compile_dir(spec, tmp_path / "out")
+    with pytest.raises(ApplyError) as info:
+        apply_mod.apply(out, max_attempts=3)
+    assert info.value.exit_code == 1
+    assert events(out, "zone_excluded") == []
+    assert "mismatch" in info.value.message.lower()
+    assert find_terraform().state_resources(out / "ssh") == []
