@@ -27,6 +27,7 @@ from skyplan.models import (
     Catalog,
     Location,
     Offering,
+    Quantity,
     Quota,
     ResourceOption,
     SourcePos,
@@ -36,10 +37,11 @@ from skyplan.models import (
 )
 
 # Expected extra runtime when a task runs on spot: preemptions, re-provisioning and the work
-# redone since the last checkpoint. An assumption, not a measurement: spot interruption
-# rates are mostly < 5-10 % per instance-hour (AWS Spot Instance Advisor buckets), and a
-# restart costs the lost progress plus boot time; 15 % is a middle value for jobs that
-# checkpoint. Raise it for jobs that cannot resume.
+# redone since the last checkpoint. An assumption, not a measurement: the AWS Spot Instance
+# Advisor puts most instance types in its "<5 %" or "5-10 %" monthly interruption-frequency
+# buckets, and each interruption costs boot time plus the progress since the last
+# checkpoint; 15 % is a middle value for jobs that checkpoint. Jobs that cannot resume
+# should use `use_spot: false`.
 SPOT_OVERHEAD: float = 0.15
 
 # Targets the optimizer leaves out unless a spec names them (DESIGN.md "Targets": local
@@ -640,7 +642,7 @@ def _describe_option(option: ResourceOption) -> str:
     return ", ".join(parts) or "any CPU machine"
 
 
-def _quantity(q) -> str:
+def _quantity(q: Quantity) -> str:
     text = f"{q.value:g}"
     return f"{text}+" if q.at_least else text
 

@@ -287,9 +287,22 @@ def _fix_known_quirks(row: CatalogRow) -> CatalogRow:
     return CatalogRow(**{**row.__dict__, "accelerator_count": fixed_count})
 
 
+# One Location object per zone, shared by its offerings: less memory, and the dictionary
+# lookups candidates do per location short-cut on identity.
+_LOCATIONS: dict[tuple[str, str, str | None], Location] = {}
+
+
+def _location(cloud: str, region: str, zone: str | None) -> Location:
+    key = (cloud, region, zone)
+    found = _LOCATIONS.get(key)
+    if found is None:
+        found = _LOCATIONS[key] = Location(cloud, region, zone)
+    return found
+
+
 def _plain_offering(row: CatalogRow) -> Offering:
     return Offering(
-        location=Location(row.cloud, row.region, row.zone),
+        location=_location(row.cloud, row.region, row.zone),
         instance_type=row.instance_type,
         accelerator=row.accelerator,
         accelerator_count=row.accelerator_count,
@@ -331,8 +344,9 @@ _G2_L4_COUNT: Mapping[str, int] = {
 }
 
 # Fixed-GPU hosts: (machine type pattern, GPU name, GPU count or None for "the N in -Ng").
-# a3-edgegpu-8g has the a3-highgpu-8g shape (208 vCPUs, 1872 GiB) and the same host price in
-# every zone of the snapshot, so it is that H100 host and carries H100×8.
+# a3-edgegpu-8g(-nolssd) has the a3-highgpu-8g shape (208 vCPUs, 1872 GiB) and the same
+# on-demand and spot host price in every zone where both are sold (32 of 32 rows of the
+# snapshot), so it is that H100 host and carries H100×8.
 # a3-ultragpu-8g carries H200 GPUs, for which GCP has no attached-GPU row in the snapshot:
 # pricing the host alone would make it look 8 GPUs cheaper than it is, so it is left out.
 _GCP_FIXED_HOSTS: tuple[tuple[re.Pattern[str], str, int | None], ...] = (
@@ -382,7 +396,7 @@ def _combine_gcp(rows: list[CatalogRow]) -> list[Offering]:
             # A TPU slice is its own machine: the price covers the whole slice (README "TPU rows").
             offerings.append(
                 Offering(
-                    location=Location("gcp", row.region, row.zone),
+                    location=_location("gcp", row.region, row.zone),
                     instance_type=row.accelerator,
                     accelerator=row.accelerator,
                     accelerator_count=1,
@@ -409,7 +423,7 @@ def _combine_gcp(rows: list[CatalogRow]) -> list[Offering]:
                 continue
             offerings.append(
                 Offering(
-                    location=Location("gcp", host.region, host.zone),
+                    location=_location("gcp", host.region, host.zone),
                     instance_type=host.instance_type,
                     accelerator=gpu_name,
                     accelerator_count=count,

@@ -35,7 +35,10 @@ def _fail(exc: SkyplanError, as_json: bool) -> NoReturn:
             doc["reasons"] = list(reasons)
         click.echo(json.dumps(doc, sort_keys=True))
     else:
-        _console(stderr=True).print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+        from rich.markup import escape
+
+        # Messages quote user text such as `tasks[train]`: never let rich read it as markup.
+        _console(stderr=True).print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
         for reason in getattr(exc, "reasons", ()) or ():
             if reason not in exc.message:
                 _console(stderr=True).print(f"  - {reason}", markup=False)

@@ -100,10 +100,11 @@ def render(spec: Spec, placement: Placement, *, plan_json: str, plan_md: str) ->
         if target.name not in storage:
             storage[target.name] = target.storage_uri(spec.storage, plan_name)
         script = executor_script(task, plan_name=plan_name, upstream=task.depends_on)
-        init = cloud_init(script, task_name=task.name, plan_name=plan_name)
         if isinstance(target, CloudTarget):
-            init = target.user_data(init, task=task, storage=storage[target.name])
+            init = target.user_data(script, task=task, plan_name=plan_name, storage=storage[target.name])
             files[f"{CLOUD_INIT_DIR}/{_slug(task.name)}.yaml"] = init
+        else:
+            init = cloud_init(script, task_name=task.name, plan_name=plan_name, storage=storage[target.name])
         by_target.setdefault(target.name, []).append(
             StackTask(placement=tp, cloud_init=init, executor=script, wave=depth[task.name],
                       depends_on=task.depends_on)

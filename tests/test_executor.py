@@ -405,3 +405,59 @@ def test_sigterm_to_executor_alone_stops_the_task_and_its_children(tmp_path):
     st = status(storage, "long")
     assert st["exit_code"] == 143 and st["stage"] == "run"
     assert _gone(child)
+
+
+def test_relative_work_dir_and_task_without_run(tmp_path):
+    storage = tmp_path / "storage"
+    task = make_task("prep", setup='echo made > "$SKYPLAN_OUTPUT_DIR/f"')
+    script = write_script(tmp_path, task)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYPLAN_")}
+    env.update(SKYPLAN_STORAGE=f"file://{storage}/", SKYPLAN_WORK_DIR="rel/work", SKYPLAN_SHUTDOWN="0")
+    result = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "rel" / "work" / "setup.sh").exists()
+    assert (storage / "prep" / "outputs" / "f").read_text() == "made\n"
+    assert status(storage, "prep")["exit_code"] == 0
+
+
+def test_user_envs_may_reuse_the_executors_variable_names(tmp_path):
+    storage = tmp_path / "storage"
+    names = ("HOME", "LOG", "PIDFILE", "STORAGE", "TASK_NAME", "USER_ENV", "WORK")
+    task = make_task(
+        "t",
+        run="for n in "
+        + " ".join(names)
+        + '; do printf "%s=%s\\n" "$n" "${!n}"; done > "$SKYPLAN_OUTPUT_DIR/env"',
+        envs=tuple((n, f"user-{n}") for n in names),
+    )
+    result = run_executor(write_script(tmp_path, task), storage, tmp_path / "work")
+    assert result.returncode == 0, result.stderr
+    assert (storage / "t" / "outputs" / "env").read_text() == "".join(f"{n}=user-{n}\n" for n in names)
+
+
+def test_cloud_inits_own_write_files_module_writes_the_exact_script(tmp_path):
+    """Run cloud-init's real write_files module on our user data (paths moved into tmp_path)."""
+    if shutil.which("cloud-init") is None or os.geteuid() != 0:
+        pytest.skip("needs cloud-init and root (it logs to /var/log); CI runs it in a container")
+    task = SAMPLE_TASKS[2]
+    script = executor_script(task, plan_name="demo", upstream=[])
+    root = tmp_path / "root"
+    text = cloud_init(script, task_name=task.name, plan_name="demo", storage="file:///srv/x", node_rank=3)
+    text = text.replace("/var/lib/skyplan/", f"{root}/").replace("/etc/skyplan/", f"{root}/")
+    (tmp_path / "user-data").write_text(text)
+    cmd = [
+        "cloud-init",
+        "--file",
+        str(tmp_path / "user-data"),
+        "single",
+        "--name",
+        "write_files",
+        "--frequency",
+        "always",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (root / "executor.sh").read_bytes() == script.encode()
+    assert (root / "executor.sh").stat().st_mode & 0o777 == 0o755
+    assert (root / "storage").read_text() == "file:///srv/x"
+    assert (root / "node-rank").read_text() == "3\n"

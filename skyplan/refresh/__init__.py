@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ def _aws_session() -> Any:
     return boto3.Session()
 
 
-def _with_aws_errors(run):
+def _with_aws_errors(run: Callable[[], list[PriceRow]]) -> list[PriceRow]:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     try:
@@ -130,7 +130,7 @@ def _gcp_client() -> Any:
     return billing_v1.CloudCatalogClient()
 
 
-def _with_gcp_errors(run):
+def _with_gcp_errors(run: Callable[[], list[PriceRow]]) -> list[PriceRow]:
     try:
         from google.api_core.exceptions import GoogleAPIError
         from google.auth.exceptions import DefaultCredentialsError

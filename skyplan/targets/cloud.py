@@ -250,33 +250,30 @@ class CloudTarget(Target):
     def stack_values(self, ctx: StackContext) -> dict[str, Any]:
         """The template values of this cloud's root stack (pure)."""
 
-    def user_data(self, cloud_init_text: str, *, task: Task, storage: str) -> str:
-        """Turn the executor's cloud-config into this stack's user-data file (with the tokens).
+    def user_data(self, script: str, *, task: Task, plan_name: str, storage: str) -> str:
+        """The task's user-data file: the executor's cloud-config with STORAGE_TOKEN / RANK_TOKEN.
 
-        The storage file's content becomes STORAGE_TOKEN; multi-node tasks get a node-rank file
-        holding RANK_TOKEN. The size is checked against the cloud's limit with the real storage
-        URI and the largest rank in place.
+        The size is checked against the cloud's limit with the real storage URI and the largest
+        rank in place.
 
         Raises:
-            RenderError: the result is over the cloud's user-data limit, or the text is not the
-                cloud-config document `skyplan.executor.cloud_init` writes.
+            RenderError: the result is over the cloud's user-data limit, or the executor's
+                cloud-config no longer has the shape this relies on.
         """
-        from skyplan.executor import check_user_data
+        from skyplan.executor import check_user_data, cloud_init
 
-        lines = cloud_init_text.splitlines()
-        header = "".join(f"{line}\n" for line in lines[: next(i for i, x in enumerate(lines + [""])
-                                                              if not x.startswith("#"))])
-        doc = yaml.safe_load(cloud_init_text)
-        if not isinstance(doc, dict) or not isinstance(doc.get("write_files"), list):
-            raise RenderError(f"task {task.name!r}: executor cloud-config has no write_files list")
-        files = [f for f in doc["write_files"] if f.get("path") not in (_STORAGE_FILE, _RANK_FILE)]
-        ours = [{"path": _STORAGE_FILE, "permissions": "0644", "content": STORAGE_TOKEN}]
+        text = cloud_init(script, task_name=task.name, plan_name=plan_name, storage=STORAGE_TOKEN)
+        anchor = f"  content: {STORAGE_TOKEN}\n"
+        if text.count(anchor) != 1:
+            raise RenderError(f"task {task.name!r}: the executor's cloud-config has no storage entry to fill")
         if task.num_nodes > 1:
-            ours.append({"path": _RANK_FILE, "permissions": "0644", "content": RANK_TOKEN})
-        doc["write_files"] = ours + files
-        text = header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=1 << 30,
-                                       default_flow_style=False)
-        # What the VM will really receive: the largest rank and the real storage URI, JSON-quoted.
+            rank = f"- path: {_RANK_FILE}\n  permissions: '0644'\n  content: {RANK_TOKEN}\n"
+            text = text.replace(anchor, anchor + rank)
+        # What the VM will really receive: the real storage URI, JSON-quoted, and the largest rank.
         worst = text.replace(STORAGE_TOKEN, json.dumps(storage)).replace(RANK_TOKEN, f"'{task.num_nodes - 1}'")
+        doc = yaml.load(worst, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        paths = [f.get("path") for f in doc.get("write_files", [])] if isinstance(doc, dict) else []
+        if paths.count(_STORAGE_FILE) != 1 or paths.count(_RANK_FILE) != (task.num_nodes > 1):
+            raise RenderError(f"task {task.name!r}: the executor's cloud-config has an unexpected shape")
         check_user_data(self.name, worst, task_name=task.name)
         return text

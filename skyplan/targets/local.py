@@ -202,7 +202,8 @@ class LocalTarget(Target):
     def classify_failure(self, message: str) -> Failure | None:
         m = _NO_SLOT.search(message)
         if m:
-            return Failure(FailureScope.ZONE, "LocalNoFreeSlot", m.group(0))
+            line = next((ln for ln in message.splitlines() if m.group(0) in ln), m.group(0))
+            return Failure(FailureScope.ZONE, "LocalNoFreeSlot", line[line.index(m.group(0)):].strip())
         return None
 
     def reap(self, run_dir: Path) -> list[int]:
