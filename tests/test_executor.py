@@ -461,3 +461,18 @@ def test_cloud_inits_own_write_files_module_writes_the_exact_script(tmp_path):
     assert (root / "executor.sh").stat().st_mode & 0o777 == 0o755
     assert (root / "storage").read_text() == "file:///srv/x"
     assert (root / "node-rank").read_text() == "3\n"
+
+
+def test_a_daemon_left_by_run_does_not_keep_the_executor_alive(tmp_path):
+    storage, work = tmp_path / "storage", tmp_path / "work"
+    task = make_task("d", run="sleep 120 &\necho started\n")
+    started = time.time()
+    try:
+        result = run_executor(write_script(tmp_path, task), storage, work, timeout=60)
+        assert result.returncode == 0
+        assert time.time() - started < 30
+        assert status(storage, "d")["exit_code"] == 0
+        assert "started" in result.stdout  # the console copy of the stage output
+    finally:
+        stage_session = int((work / ".skyplan" / "stage.pid").read_text())
+        os.killpg(stage_session, signal.SIGKILL)

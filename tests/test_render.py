@@ -559,3 +559,39 @@ def test_parse_storage(uri: str, cloud: str, bucket: str, prefix: str, account: 
 @pytest.mark.parametrize("uri", ["file:///tmp/x", "/tmp/x", "http://example.com/x"])
 def test_parse_storage_other(uri: str) -> None:
     assert parse_storage(uri) is None
+
+
+@pytest.mark.parametrize("example", ["ml-pipeline.yaml", "eu-residency.yaml"])
+def test_examples_compile_to_valid_stacks(example: str, tmp_path: Path) -> None:
+    # End to end through the real optimizer: whatever it picks must render valid stacks.
+    from skyplan.pipeline import compile_plan
+
+    repo = Path(__file__).resolve().parents[1]
+    compile_plan(repo / "examples" / example, tmp_path)
+    assert stacks(tmp_path)
+    for stack in stacks(tmp_path):
+        assert check_stack(stack) == [], stack.name
+        if shutil.which("terraform"):
+            res = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(stack)], capture_output=True, text=True)
+            assert res.returncode == 0, res.stdout
+
+
+def test_catalog_wide_render_is_valid(tmp_path: Path) -> None:
+    # One task on every distinct (cloud, instance type, accelerator) of the shipped catalog.
+    from skyplan.catalog import load_catalog
+
+    seen: dict[tuple[str, str, str], Offering] = {}
+    for o in load_catalog(None).offerings:
+        if o.cloud in CLOUDS:
+            seen.setdefault((o.cloud, o.instance_type, o.accelerator or ""), o)
+    tasks, placements = [], []
+    for i, (_, o) in enumerate(sorted(seen.items())):
+        name = f"{o.cloud}-{i}"
+        gpu = (o.accelerator, o.accelerator_count) if o.accelerator else None
+        tasks.append(task(name, gpu=gpu, num_nodes=1 + i % 2))
+        cand = Candidate(name, o, i % 3 == 0, 1.0, 1.0, 1 + i % 2, 0.0)
+        placements.append(TaskPlacement(name, cand, 0.0, 0.0, 1.0))
+    spec, placement = plan("catalog", tasks, placements, "s3://b/p")
+    write_output(render(spec, placement, plan_json="{}", plan_md=""), tmp_path)
+    for stack in stacks(tmp_path):
+        assert check_stack(stack) == [], stack.name
