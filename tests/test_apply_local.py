@@ -400,3 +400,30 @@ def test_status_and_destroy_cli_on_a_finished_run(tmp_path, local_zones):
     gone = subprocess.run([sys.executable, "-m", "skyplan.cli", "destroy", str(out), "--json"], env=cli_env(),
                           capture_output=True, text=True, timeout=60)
     assert gone.returncode == 0 and json.loads(gone.stdout.splitlines()[-1])["destroyed"] == []
+
+
+def test_task_status_is_read_from_file_and_s3_storage(tmp_path, monkeypatch):
+    """The status hook cloud tasks are polled through: file:// here, s3:// against moto."""
+    from skyplan.runstate import read_status
+    from skyplan.targets.local import LocalTarget
+
+    target = LocalTarget(zones=())
+    base = f"file://{tmp_path}/storage"
+    assert target.task_status(base, "train") is None
+    (tmp_path / "storage" / "train").mkdir(parents=True)
+    (tmp_path / "storage" / "train" / "status.json").write_text('{"exit_code": 0, "stage": "run"}')
+    assert target.task_status(base, "train") == {"exit_code": 0, "stage": "run"}
+
+    moto = pytest.importorskip("moto")
+    boto3 = pytest.importorskip("boto3")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with moto.mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="runs")
+        assert read_status("s3://runs/plan", "train") is None
+        s3.put_object(Bucket="runs", Key="plan/train/status.json", Body=b'{"exit_code": 3}')
+        assert read_status("s3://runs/plan", "train") == {"exit_code": 3}
+        apply_mod._delete_s3("s3://runs/plan/train/status.json")
+        assert read_status("s3://runs/plan", "train") is None

@@ -19,10 +19,12 @@ done
 for pid in "${pids[@]}"; do
   [ "$pid" = "$$" ] || kill -TERM "$pid" 2>/dev/null
 done
-sleep 1
-for pid in "${pids[@]}"; do
-  [ "$pid" = "$$" ] || kill -KILL "$pid" 2>/dev/null
-done
+if [ "${#pids[@]}" -gt 0 ]; then
+  sleep 1
+  for pid in "${pids[@]}"; do
+    [ "$pid" = "$$" ] || kill -KILL "$pid" 2>/dev/null
+  done
+fi
 # The run's copies of task data on this host are not needed once its tasks are torn down.
 rm -rf "$root"
 echo "${#pids[@]}"
