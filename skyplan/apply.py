@@ -214,7 +214,10 @@ class _Run:
         self.running: dict[str, float] = {}  # task → time it was switched on
         self.done: set[str] = set()
         self.env: dict[str, str] = {}
+        self.sessions: ExitStack | None = None  # target sessions (ssh-agent…) held for the run
+        self.in_session: set[str] = set()
         self._sigints = 0
+        self.first_attempt = 1
 
     # -- plan and stacks -----------------------------------------------------------------------
 
@@ -230,6 +233,12 @@ class _Run:
             stack = self.stacks[name]
             stack.initialised = False
             stack.extra_vars = stack.target.stack_variables(self.dir, self.doc)
+            if self.sessions is not None and name not in self.in_session:
+                # A stack that appears after a failover (e.g. local → ssh) gets its session too.
+                self.in_session.add(name)
+                extra = self.sessions.enter_context(stack.target.session(self.dir, self.doc))
+                self.env.update(extra)
+                self.runner.extra_env.update(extra)
 
     def _stack_dirs_with_state(self) -> list[str]:
         from skyplan.models import ALL_TARGETS
@@ -268,6 +277,16 @@ class _Run:
 
     def execute(self) -> ApplyOutcome:
         started = time.time()
+        with ExitStack() as sessions:
+            self.sessions = sessions
+            try:
+                return self._execute(started)
+            finally:
+                for key in self.env:
+                    self.runner.extra_env.pop(key, None)
+                self.sessions = None
+
+    def _execute(self, started: float) -> ApplyOutcome:
         self.load_plan()
         spec_sha = self.doc.get("inputs", {}).get("spec_sha256")
         previous = list(read_events(self.dir))
@@ -278,16 +297,12 @@ class _Run:
         first_attempt = self.attempt + 1
         self.log.emit("run_started", directory=str(self.dir), terraform=self.runner.describe(),
                       plan=self.doc["name"], already_succeeded=sorted(self.done), max_attempts=self.max_attempts)
-        with ExitStack() as sessions:
-            for stack in self.stacks.values():
-                self.env.update(sessions.enter_context(stack.target.session(self.dir, self.doc)))
-            self.runner.extra_env.update(self.env)
-            self._reap()  # leftovers of a killed run: processes state does not know about
-            try:
-                return self._attempts(started, first_attempt)
-            finally:
-                for key in self.env:
-                    self.runner.extra_env.pop(key, None)
+        self._reap()  # leftovers of a killed run: processes state does not know about
+        self.first_attempt = first_attempt
+        if set(self.tasks) <= self.done:
+            self._teardown()  # converge: a previous run may have been killed after its last task
+            return self._finish(True, 0, started, f"nothing to do: all {len(self.tasks)} tasks already succeeded")
+        return self._attempts(started, first_attempt)
 
     def _attempts(self, started: float, first_attempt: int) -> ApplyOutcome:
         retries = 0
@@ -348,8 +363,8 @@ class _Run:
     def _finish(self, ok: bool, code: int, started: float, message: str) -> ApplyOutcome:
         wall = time.time() - started
         self.log.emit("run_finished", ok=ok, exit_code=code, wall_s=round(wall, 3), message=message)
-        return ApplyOutcome(self.dir, ok, code, self.attempt, status(self.dir), _exclusions(self.dir),
-                            wall, message)
+        return ApplyOutcome(self.dir, ok, code, max(0, self.attempt - self.first_attempt + 1), status(self.dir),
+                            _exclusions(self.dir), wall, message)
 
     def _placement_summary(self) -> dict[str, str]:
         return {n: f"{t['cloud']}:{t.get('zone') or t['region']}" for n, t in sorted(self.tasks.items())}
@@ -475,9 +490,17 @@ class _Run:
         raise _TaskFailed(task, code, tail)
 
     def _log_tail(self, task: str, st: Mapping[str, Any]) -> str:
+        from skyplan.runstate import join_uri, read_text
+
         for key in ("log_tail", "error"):
             if st.get(key):
                 return str(st[key])
+        try:  # the executor uploads the last lines of its log next to status.json
+            text = read_text(join_uri(self.stack_of(task).storage, _slug(task), "log-tail.txt"))
+        except SkyplanError:
+            text = None
+        if text:
+            return "\n".join(text.splitlines()[-_LOG_TAIL_LINES:])
         logs = sorted((self.dir / ".skyplan" / "work" / _slug(task)).glob("node-*/task.log"))
         if logs:
             lines = logs[0].read_text(errors="replace").splitlines()
@@ -726,7 +749,8 @@ def status(directory: str | Path) -> list[TaskStatus]:
         if row.state == "running" and live and row.started:
             running_cost = prices.get(name, 0.0) * (now - row.started) / 3600
         row.cost = round(spent[name] + running_cost, 6)
-    return [rows[t["name"]] for t in doc["tasks"]]
+    order = sorted(doc["tasks"], key=lambda t: (t.get("start_hours") or 0.0, t["name"]))
+    return [rows[t["name"]] for t in order]
 
 
 def destroy(directory: str | Path, *, on_event: Callable[[dict], None] | None = None,
@@ -742,13 +766,16 @@ def destroy(directory: str | Path, *, on_event: Callable[[dict], None] | None = 
     with RunLock(directory, "destroy"):
         log = EventLog(directory, on_event=on_event)
         run = _Run(directory, runner, log, max_attempts=1, catalog_dir=None, on_tf_event=None)
-        run.load_plan()
-        run.stacks = {n: s for n, s in run.stacks.items() if n in names}
         with ExitStack() as sessions:
-            for stack in run.stacks.values():
-                runner.extra_env.update(sessions.enter_context(stack.target.session(directory, doc)))
-            destroyed = [s.name for s in run.stacks.values() if runner.state_resources(s.dir)]
-            run._teardown()
+            run.sessions = sessions
+            try:
+                run.load_plan()
+                run.stacks = {n: s for n, s in run.stacks.items() if n in names}
+                destroyed = [s.name for s in run.stacks.values() if runner.state_resources(s.dir)]
+                run._teardown()
+            finally:
+                for key in run.env:
+                    runner.extra_env.pop(key, None)
         log.emit("destroy_finished", stacks=destroyed)
         return destroyed
 
@@ -857,6 +884,9 @@ class _ApplyView:
         if self.as_json:
             return
         _print_status(outcome.tasks, as_json=False, console=self.console)
+        if outcome.attempts == 0:
+            self.console.print(f"[bold green]done[/]: {_esc(outcome.message)}", markup=True)
+            return
         self.console.print(f"[bold green]done[/] in {outcome.wall_s:.1f} s, {outcome.attempts} attempt(s)",
                            markup=True)
 

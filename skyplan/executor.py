@@ -83,8 +83,10 @@ STORAGE_FILE = "/etc/skyplan/storage"
 NODE_RANK_FILE = "/etc/skyplan/node-rank"
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# The executor's own variables; a user env of the same name would silently redirect it.
-_RESERVED_PREFIXES = ("SKYPLAN_", "SKYPILOT_")
+# Names the executor sets for the user's commands. SKYPILOT_* is otherwise left to the user:
+# real SkyPilot files carry envs such as SKYPILOT_DOCKER_USERNAME.
+_RESERVED_PREFIX = "SKYPLAN_"
+_RESERVED_NAMES = frozenset({"SKYPILOT_NODE_RANK", "SKYPILOT_NUM_NODES"})
 
 
 def task_slug(name: str) -> str:
@@ -124,9 +126,10 @@ def _check_name(task: Task, kind: str, name: str) -> None:
             f"task {task.name!r}: {kind} name {name!r} is not a valid environment variable name "
             "(letters, digits and _, not starting with a digit)"
         )
-    if name.upper().startswith(_RESERVED_PREFIXES):
+    if name.startswith(_RESERVED_PREFIX) or name in _RESERVED_NAMES:
         raise RenderError(
-            f"task {task.name!r}: {kind} name {name!r} is reserved (SKYPLAN_* and SKYPILOT_* are set by the executor)"
+            f"task {task.name!r}: {kind} name {name!r} is reserved: the executor sets SKYPLAN_* "
+            "and SKYPILOT_NODE_RANK / SKYPILOT_NUM_NODES itself"
         )
 
 

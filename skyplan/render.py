@@ -79,7 +79,7 @@ def render(spec: Spec, placement: Placement, *, plan_json: str, plan_md: str) ->
         RenderError: a task is unplaced, a user-data payload is over its cloud's limit, or a
             value cannot be written safely.
     """
-    from skyplan.executor import cloud_init, executor_script
+    from skyplan.executor import cloud_init, executor_script, task_slug
     from skyplan.targets import get_target
     from skyplan.targets.base import StackContext, StackTask
     from skyplan.targets.cloud import CloudTarget
@@ -102,7 +102,7 @@ def render(spec: Spec, placement: Placement, *, plan_json: str, plan_md: str) ->
         script = executor_script(task, plan_name=plan_name, upstream=task.depends_on)
         if isinstance(target, CloudTarget):
             init = target.user_data(script, task=task, plan_name=plan_name, storage=storage[target.name])
-            files[f"{CLOUD_INIT_DIR}/{_slug(task.name)}.yaml"] = init
+            files[f"{CLOUD_INIT_DIR}/{task_slug(task.name)}.yaml"] = init
         else:
             init = cloud_init(script, task_name=task.name, plan_name=plan_name, storage=storage[target.name])
         by_target.setdefault(target.name, []).append(
@@ -119,12 +119,6 @@ def render(spec: Spec, placement: Placement, *, plan_json: str, plan_md: str) ->
         files.update(_module_files(target.module_name()))
 
     return {path: (v.encode("utf-8") if isinstance(v, str) else v) for path, v in sorted(files.items())}
-
-
-def _slug(name: str) -> str:
-    from skyplan.hcl import cloud_name
-
-    return cloud_name(name)
 
 
 def _module_files(module: str) -> dict[str, bytes]:

@@ -158,6 +158,17 @@ def parse_module(path: Path, texts: dict[str, str] | None = None) -> Module:
     """Parse every `.tf` file of a directory (or the given name → text mapping)."""
     if texts is None:
         texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(path.glob("*.tf"))}
+        return _parse_cached(path, tuple(sorted(texts.items())))
+    return _parse(path, texts)
+
+
+@cache
+def _parse_cached(path: Path, items: tuple[tuple[str, str], ...]) -> Module:
+    # A stack calls the same node module once per task: parse each distinct directory once.
+    return _parse(path, dict(items))
+
+
+def _parse(path: Path, texts: dict[str, str]) -> Module:
     mod = Module(path)
     for name, text in sorted(texts.items()):
         mod.files[name] = hcl2.loads(text)

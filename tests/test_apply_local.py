@@ -427,3 +427,26 @@ def test_task_status_is_read_from_file_and_s3_storage(tmp_path, monkeypatch):
         assert read_status("s3://runs/plan", "train") == {"exit_code": 3}
         apply_mod._delete_s3("s3://runs/plan/train/status.json")
         assert read_status("s3://runs/plan", "train") is None
+
+
+@pytest.mark.slow
+def test_transient_failure_retries_the_same_placement_with_backoff(tmp_path, local_zones, monkeypatch):
+    """`none-retry` (throttling on clouds) re-applies the same placement, excluding nothing."""
+    from skyplan.errors import GaveUpError
+    from skyplan.models import FailureScope
+    from skyplan.targets.base import Failure
+    from skyplan.targets.local import LocalTarget
+
+    monkeypatch.setattr(LocalTarget, "classify_failure",
+                        lambda self, text: Failure(FailureScope.RETRY, "Throttled", "slow down"))
+    local_zones({"name": "local-1", "cpus": 2, "memory": 4, "inject_failure": "capacity"})
+    spec = write_spec(tmp_path / "one.yaml", "name: one\nallowed: {clouds: [local]}\n"
+                      "tasks:\n  - name: only\n    resources: {cpus: 1}\n    run: echo hi\n")
+    out = compile_dir(spec, tmp_path / "out")
+    with pytest.raises(GaveUpError):
+        apply_mod.apply(out, max_attempts=3)
+    assert [e["delay_s"] for e in events(out, "retry_scheduled")] == [1.0, 2.0]
+    assert len(events(out, "attempt_started")) == 3
+    assert events(out, "zone_excluded") == [] and events(out, "recompiled") == []
+    assert {e["zone"] for e in events(out, "task_started")} == {"local-1"}
+    assert_no_state(out)

@@ -103,7 +103,6 @@ INTERNAL_NAMES = [
     "SHUTDOWN",
     "NODE_RANK",
     "HOME",
-    "n",
 ]
 env_name = st.one_of(st.sampled_from(INTERNAL_NAMES), st.from_regex(r"V_[A-Za-z0-9_]{0,8}", fullmatch=True))
 

@@ -163,6 +163,7 @@ def test_cloud_init_refuses_credentials_in_storage(storage):
     [
         ({"envs": (("BAD-NAME", "x"),)}, "not a valid environment variable name"),
         ({"envs": (("SKYPLAN_OUTPUT_DIR", "x"),)}, "reserved"),
+        ({"envs": (("SKYPILOT_NODE_RANK", "3"),)}, "reserved"),
         ({"secrets": ("1TOKEN",)}, "not a valid environment variable name"),
         ({"envs": (("TOKEN", "x"),), "secrets": ("TOKEN",)}, "both an env and a secret"),
         ({"run": "echo a\x00b"}, "NUL"),
@@ -476,3 +477,12 @@ def test_a_daemon_left_by_run_does_not_keep_the_executor_alive(tmp_path):
     finally:
         stage_session = int((work / ".skyplan" / "stage.pid").read_text())
         os.killpg(stage_session, signal.SIGKILL)
+
+
+def test_cloud_init_layout_that_cloud_targets_patch_is_stable():
+    """skyplan/targets/cloud.py substitutes the storage line and inserts a node-rank entry after it."""
+    text = cloud_init("#!/bin/bash\n", task_name="t", plan_name="p", storage="SKYPLAN_STORAGE_TOKEN")
+    assert (
+        text.count("- path: /etc/skyplan/storage\n  permissions: '0644'\n  content: SKYPLAN_STORAGE_TOKEN\n")
+        == 1
+    )

@@ -576,6 +576,7 @@ def test_examples_compile_to_valid_stacks(example: str, tmp_path: Path) -> None:
             assert res.returncode == 0, res.stdout
 
 
+@pytest.mark.slow
 def test_catalog_wide_render_is_valid(tmp_path: Path) -> None:
     # One task on every distinct (cloud, instance type, accelerator) of the shipped catalog.
     from skyplan.catalog import load_catalog
@@ -595,3 +596,24 @@ def test_catalog_wide_render_is_valid(tmp_path: Path) -> None:
     write_output(render(spec, placement, plan_json="{}", plan_md=""), tmp_path)
     for stack in stacks(tmp_path):
         assert check_stack(stack) == [], stack.name
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_provider_pins_match_the_schemas(cloud: str) -> None:
+    from schema_check import SCHEMA_FILES, SCHEMA_VERSIONS, _admits, schemas_root
+
+    for pin in get_target(cloud).providers:
+        assert SCHEMA_FILES[pin.source] == pin.schema_file
+        assert (schemas_root() / pin.schema_file).is_file()
+        assert _admits(pin.version, SCHEMA_VERSIONS[pin.source]), pin
+
+
+@pytest.mark.parametrize("module", ["aws-node", "gcp-node", "gcp-node/tpu", "azure-node"])
+def test_node_modules_fill_the_user_data_tokens(module: str) -> None:
+    from skyplan.assets import modules_dir
+
+    text = (modules_dir() / module / "main.tf").read_text()
+    assert f'replace(var.user_data, "{STORAGE_TOKEN}", jsonencode(var.storage))' in text
+    assert f'replace(local.user_data, "{RANK_TOKEN}", "\'${{count.index}}\'")' in text
+    assert "var.user_data" in text.split("locals {")[1].split("}")[0]  # only the local reads it raw
+    assert text.count("var.user_data") == 1

@@ -36,6 +36,7 @@ from skyplan.models import Location
 from skyplan.optimizer.problem import Problem
 
 _Var = cp_model.IntVar
+TUNING: dict = {}
 
 
 @dataclass
@@ -351,6 +352,13 @@ class PlacementModel:
         p.interleave_search = True
         p.max_deterministic_time = max(time_limit_s, 0.01)
         p.max_time_in_seconds = max(time_limit_s, 0.01)
+        p.cp_model_probing_level = 0
+        p.symmetry_level = 0
+        for k, v in TUNING.items():
+            if k == "subsolvers":
+                p.subsolvers[:] = v
+            else:
+                setattr(p, k, v)
         if assumptions is not None:
             lits = [self.groups[g] for g in assumptions]
             # Guard literals not assumed are free; assumptions are the only way they become true.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+from skyplan.errors import RenderError
 from skyplan.models import FailureScope
 from skyplan.targets.base import ProviderPin, StackContext
 from skyplan.targets.cloud import (
@@ -80,47 +81,44 @@ class AwsTarget(CloudTarget):
 
         facts = [node_facts(ctx, st) for st in ctx.tasks]
         regions: dict[str, dict[str, Any]] = {}
+        tasks = []
         for f in facts:
+            if f.zone is None:
+                raise RenderError(f"aws placement of task {f.name!r} has no availability-zone id")
             r = regions.setdefault(f.region, {"name": f.region, "alias": region_alias(f.region), "tasks": [],
                                               "zones": {}, "images": {}})
             r["tasks"].append(f.name)
-            if f.zone is None:
-                raise ValueError(f"aws placement of {f.name!r} has no availability-zone id")
             r["zones"].setdefault(f.zone, {"id": f.zone, "ident": region_alias(f.zone), "tasks": []})
             r["zones"][f.zone]["tasks"].append(f.name)
+            image_expr = None
             if not f.image_id:
                 kind = _image_kind(f.instance_type, f.accelerator)
                 owner, pattern, arch = _IMAGES[kind]
-                r["images"][kind] = {"kind": kind, "ident": f"{kind}_{r['alias']}", "owner": owner,
-                                     "pattern": pattern, "arch": arch, "tasks": []}
-                r["images"][kind]["tasks"].append(f.name)
+                image = r["images"].setdefault(kind, {"ident": f"{kind}_{r['alias']}", "owner": owner,
+                                                      "pattern": pattern, "arch": arch})
+                image_expr = f"data.aws_ami.{image['ident']}[0].id"
+            tasks.append({**f.__dict__, "alias": r["alias"], "zone_ident": region_alias(f.zone),
+                          "image_expr": image_expr, "vm_name": machine_name(ctx.plan_name, f.name)})
+        region_list = [
+            {**r, "tasks": sorted(r["tasks"]),
+             "zones": [dict(z, tasks=sorted(z["tasks"])) for _, z in sorted(r["zones"].items())],
+             "images": [i for _, i in sorted(r["images"].items())]}
+            for _, r in sorted(regions.items())
+        ]
         storage = parse_storage(ctx.storage)
         s3 = storage if storage and storage.cloud == "aws" else None
-        tasks = []
-        for f in facts:
-            r = regions[f.region]
-            image = (f"data.aws_ami.{_image_kind(f.instance_type, f.accelerator)}_{r['alias']}[0].id"
-                     if not f.image_id else None)
-            tasks.append({**f.__dict__, "alias": r["alias"], "zone_ident": region_alias(f.zone or ""),
-                          "image_expr": image, "vm_name": machine_name(ctx.plan_name, f.name)})
-        region_list = []
-        for name in sorted(regions):
-            r = regions[name]
-            region_list.append({**r, "tasks": sorted(r["tasks"]),
-                                "zones": [dict(z, tasks=sorted(z["tasks"])) for _, z in sorted(r["zones"].items())],
-                                "images": [dict(i, tasks=sorted(i["tasks"])) for _, i in sorted(r["images"].items())]})
         return {
-            "region_pairs": [(hcl_string(r["name"]), hcl_list(r["tasks"])) for r in region_list],
-            "zone_pairs": [(hcl_string(z["id"]), hcl_list(z["tasks"])) for r in region_list for z in r["zones"]],
-            "s3_prefix": "/".join(p for p in (s3.prefix,) if p) if s3 else "",
             "plan_name": ctx.plan_name,
             "plan_slug": cloud_name(ctx.plan_name),
+            # IAM name_prefix allows 38 characters; security groups are named the same way.
             "name_prefix": f"skyplan-{cloud_name(ctx.plan_name, max_len=24)}-",
             "storage": ctx.storage,
             "terraform_version": ctx.terraform_version,
             "regions": region_list,
+            "region_pairs": [(hcl_string(r["name"]), hcl_list(r["tasks"])) for r in region_list],
+            "zone_pairs": [(hcl_string(z["id"]), hcl_list(z["tasks"])) for r in region_list for z in r["zones"]],
             "first_alias": region_list[0]["alias"],
             "tasks": tasks,
-            "all_tasks": sorted(f.name for f in facts),
             "s3": s3,
+            "s3_prefix": s3.prefix if s3 else "",
         }

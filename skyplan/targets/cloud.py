@@ -188,7 +188,8 @@ class NodeFacts:
 
 def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
     """Collect the facts of one placed task."""
-    from skyplan.hcl import cloud_name, hcl_identifier
+    from skyplan.executor import task_slug
+    from skyplan.hcl import hcl_identifier
 
     cand = st.placement.candidate
     off = cand.offering
@@ -197,7 +198,7 @@ def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
     return NodeFacts(
         name=task.name,
         module=hcl_identifier(task.name),
-        slug=cloud_name(task.name),
+        slug=task_slug(task.name),
         region=off.location.region,
         zone=off.location.zone,
         instance_type=off.instance_type,
@@ -243,8 +244,10 @@ class CloudTarget(Target):
         return classify(self.error_rules, message)
 
     def render_stack(self, ctx: StackContext) -> dict[str, str]:
-        """Render `templates/<cloud>/` with the values of `stack_values`."""
-        return render_templates(self.name, **self.stack_values(ctx))
+        """Render `templates/<cloud>/` with the values of `stack_values` and the provider pins."""
+        values = self.stack_values(ctx)
+        pins = [p for p in self.providers if p.local_name in values.get("provider_names", [p.local_name])]
+        return render_templates(self.name, pins=pins, **values)
 
     @abc.abstractmethod
     def stack_values(self, ctx: StackContext) -> dict[str, Any]:

@@ -139,7 +139,8 @@ class GcpTarget(CloudTarget):
             "terraform_version": ctx.terraform_version,
             "regions": region_list,
             "first_alias": region_list[0]["alias"],
-            "any_tpu": any(r["tpu"] for r in region_list),
+            # google-beta only when a TPU VM is placed: it is another provider to install.
+            "provider_names": ["google", "google-beta"] if any(r["tpu"] for r in region_list) else ["google"],
             "images": [{"kind": k, "project": _IMAGES[k][0], "family": _IMAGES[k][1],
                         "tasks": hcl_list(sorted(v))} for k, v in sorted(images.items())],
             "tasks": tasks,
