@@ -395,7 +395,7 @@ class _Run:
             for name, (res, starting) in results.items():
                 stack = self.stacks[name]
                 if stack.target.apply_waits_for_tasks or not res.ok:
-                    self._collect_finished(stack, starting)
+                    self._collect_finished(stack, starting, final=res.ok and stack.target.apply_waits_for_tasks)
                 if res.ok:
                     stack.active = desired[name]
                     continue
@@ -453,16 +453,16 @@ class _Run:
         elif uri.startswith("s3://"):
             _delete_s3(uri)
 
-    def _collect_finished(self, stack: _Stack, tasks: list[str]) -> None:
+    def _collect_finished(self, stack: _Stack, tasks: list[str], *, final: bool) -> None:
+        """Record the tasks of `tasks` that have a status; with `final` (an apply that waits for
+        its tasks succeeded) a task without one failed: its executor died before writing it."""
         for n in tasks:
             st = stack.target.task_status(stack.storage, _slug(n))
-            if st is None:
-                if stack.target.apply_waits_for_tasks and n in self.running:
-                    # Apply returned without the executor's status: either the provisioning
-                    # failed (classified by the caller) or the executor died early.
-                    self.running.pop(n, None)
-                continue
-            self._task_done(stack, n, st)
+            if st is None and final:
+                st = {"exit_code": None, "error": "the executor ended without writing status.json:\n"
+                      + self._log_tail(n, {})}
+            if st is not None:
+                self._task_done(stack, n, st)
 
     def _poll_running(self) -> None:
         for n in list(self.running):

@@ -190,16 +190,23 @@ def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, expla
                 status.stop()
         doc = result.plan_doc
         if as_json:
-            click.echo(json.dumps({"out_dir": str(out), "plan": doc}, sort_keys=True, indent=2))
+            click.echo(json.dumps({"out_dir": str(out), "plan": doc, "warnings": list(result.warnings)},
+                                  sort_keys=True, indent=2))
             return 0
         print_placement(doc)
         if pareto:
             _print_pareto(doc)
         if explain:
             _print_explain(doc)
-        stacks = sorted({t["cloud"] for t in doc["tasks"]})
+        from rich.markup import escape
+
+        for warning in result.warnings:
+            _console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}")
+        written = sorted({t["cloud"] for t in doc["tasks"]})
+        if (out / "cloud-init").is_dir():
+            written.append("cloud-init")
         _console().print(
-            f"wrote {out}/ (plan.json, PLAN.md, {', '.join(s + '/' for s in stacks)} cloud-init/) "
+            f"wrote {out}/ (plan.json, PLAN.md, {', '.join(d + '/' for d in written)}) "
             f"in {sum(result.timings.values()):.2f} s"
         )
         return 0

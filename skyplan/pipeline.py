@@ -31,6 +31,7 @@ class CompileResult:
     out_dir: Path
     plan_doc: dict
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,37 @@ def _targets_extras(spec: Spec) -> tuple[list[Offering], tuple[Quota, ...], dict
             offerings.extend(extra)
             capacity.extend(target.capacity(spec))
     return offerings, tuple(capacity), enabled
+
+
+_STORAGE_SCHEMES = {"s3": "aws", "gs": "gcp", "az": "azure", "https": "azure", "file": "local"}
+_CLOUDS = ("aws", "gcp", "azure")
+
+
+def storage_warnings(spec: Spec, placement: Placement) -> tuple[str, ...]:
+    """What a reviewer must know about where task data is staged before applying this plan.
+
+    Instances reach the staging area through their cloud's own identity (IAM role, service
+    account, managed identity); no long-lived key is ever written. So a cloud task can stage
+    data only when the storage is on its own cloud, and a local/ssh-only plan needs none."""
+    used = sorted({tp.candidate.location.cloud for tp in placement.tasks} & set(_CLOUDS))
+    if not used:
+        return ()
+    if not spec.storage:
+        return (
+            f"no `storage:` in the spec: tasks on {', '.join(used)} cannot stage inputs/outputs or report "
+            "their exit status to apply; set `storage:` to a bucket on the cloud that runs them",
+        )
+    scheme = spec.storage.partition("://")[0].lower()
+    storage_cloud = _STORAGE_SCHEMES.get(scheme)
+    foreign = [c for c in used if c != storage_cloud]
+    if not foreign:
+        return ()
+    tasks = sorted(tp.task for tp in placement.tasks if tp.candidate.location.cloud in foreign)
+    return (
+        f"storage {spec.storage} is not on {', '.join(foreign)}: task(s) {', '.join(tasks)} would need "
+        "cross-cloud credentials, which skyplan never writes; give those clouds access (workload identity "
+        "federation) or keep `allowed.clouds` to the storage's cloud",
+    )
 
 
 def solve_spec(
@@ -161,7 +193,8 @@ def compile_plan(
     )
     t0 = time.perf_counter()
     plan_json = dumps(solved.plan_doc)
-    plan_md = summary_markdown(solved.plan_doc, spec_warnings=getattr(solved.spec, "warnings", ()))
+    warnings = (*solved.spec.warnings, *storage_warnings(solved.spec, solved.placement))
+    plan_md = summary_markdown(solved.plan_doc, spec_warnings=warnings)
     files = dict(render(solved.spec, solved.placement, plan_json=plan_json, plan_md=plan_md))
     # The spec and the exclusions travel with the plan so that apply can recompile on failover
     # without the original checkout (CI may run apply on the committed DIR alone).
@@ -181,4 +214,5 @@ def compile_plan(
         out_dir=out,
         plan_doc=solved.plan_doc,
         timings=timings,
+        warnings=warnings,
     )

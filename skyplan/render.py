@@ -22,7 +22,9 @@ Root stack contract (what `skyplan apply` relies on; every target honours it):
 * Machines end themselves: the executor powers the machine off when the task ends. On AWS that
   terminates the instance (`instance_initiated_shutdown_behavior = "terminate"`); on GCP and
   Azure the VM stops (no more compute billing) and apply destroys it by dropping the task from
-  `active_tasks`.
+  `active_tasks`. Apply must drop a finished task before it next applies that stack: a task
+  still listed whose AWS instance terminated itself (or whose Spot VM was reclaimed) is created
+  again, and runs again.
 """
 
 from __future__ import annotations

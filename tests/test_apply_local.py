@@ -156,8 +156,20 @@ def _check_quickstart(out: Path, outcome) -> None:
 
 
 @pytest.mark.slow
+def assert_fmt_clean(out: Path, stack: str) -> None:
+    """Generated Terraform is `terraform fmt` clean (stack and module)."""
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        return
+    for folder in (out / stack, out / "modules" / f"{stack}-node"):
+        check = subprocess.run([terraform, "fmt", "-check", "-recursive", "-no-color", str(folder)],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout
+
+
 def test_quickstart_applies_end_to_end_with_terraform(tmp_path, local_zones):
     out = compile_dir(QUICKSTART, tmp_path / "out")
+    assert_fmt_clean(out, "local")
     t0 = time.monotonic()
     outcome = apply_mod.apply(out, max_attempts=2)
     print(f"quickstart apply wall time (terraform): {time.monotonic() - t0:.2f} s")
@@ -387,11 +399,17 @@ def test_killed_apply_is_cleaned_by_destroy_and_resumed_by_apply(tmp_path, local
     assert_no_state(out)
 
 
-def test_status_and_destroy_cli_on_a_finished_run(tmp_path, local_zones):
+def test_cli_apply_of_a_spec_then_status_and_destroy(tmp_path, local_zones):
     spec = write_spec(tmp_path / "s.yaml", "name: s\nallowed: {clouds: [local]}\n"
                       "tasks:\n  - {name: t, resources: {cpus: 1}, run: 'true'}\n")
-    out = compile_dir(spec, tmp_path / "out")
-    apply_mod.apply(out)
+    out = tmp_path / "out"
+    # `skyplan apply SPEC -o DIR --json` compiles, runs, and prints one JSON event per line.
+    ran = subprocess.run([sys.executable, "-m", "skyplan.cli", "apply", str(spec), "-o", str(out), "--json"],
+                         env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    lines = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert lines[0]["event"] == "run_started" and lines[-1]["event"] == "run_finished" and lines[-1]["ok"]
+    assert any(e["event"] == "terraform" and e["type"] == "apply_complete" for e in lines)
     shown = subprocess.run([sys.executable, "-m", "skyplan.cli", "status", str(out), "--json"], env=cli_env(),
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
@@ -450,3 +468,41 @@ def test_transient_failure_retries_the_same_placement_with_backoff(tmp_path, loc
     assert events(out, "zone_excluded") == [] and events(out, "recompiled") == []
     assert {e["zone"] for e in events(out, "task_started")} == {"local-1"}
     assert_no_state(out)
+
+
+@pytest.mark.slow
+def test_executor_dying_without_a_status_fails_the_task_instead_of_rerunning_it(tmp_path, local_zones):
+    spec = write_spec(tmp_path / "die.yaml", """\
+name: die
+allowed: {clouds: [local]}
+tasks:
+  - name: crash
+    resources: {cpus: 1}
+    run: kill -9 "$(cat "$SKYPLAN_WORK_DIR/pid")"
+""")
+    out = compile_dir(spec, tmp_path / "out")
+    with pytest.raises(ApplyError, match="without writing status.json"):
+        apply_mod.apply(out)
+    assert [e["task"] for e in events(out, "task_started")] == ["crash"]
+    assert [(e["task"], e["exit_code"]) for e in events(out, "task_failed")] == [("crash", None)]
+    assert_no_state(out)
+
+
+@pytest.mark.slow
+def test_tasks_of_targets_whose_apply_returns_early_are_polled_through_task_status(tmp_path, local_zones, monkeypatch):
+    """The cloud path: apply creates the machine, the loop polls `task_status`, then turns it off."""
+    from skyplan.targets.local import LocalTarget
+
+    polled: list[str] = []
+    original = LocalTarget.task_status
+
+    def task_status(self, storage, slug):
+        polled.append(slug)
+        return original(self, storage, slug)
+
+    monkeypatch.setattr(LocalTarget, "apply_waits_for_tasks", False)
+    monkeypatch.setattr(LocalTarget, "task_status", task_status)
+    out = compile_dir(QUICKSTART, tmp_path / "out")
+    outcome = apply_mod.apply(out)
+    _check_quickstart(out, outcome)
+    assert set(polled) == {"generate", "sum", "count-primes", "report"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import sshd
-from test_apply_local import assert_no_state, compile_dir, events
+from test_apply_local import assert_fmt_clean, assert_no_state, compile_dir, events
 
 from skyplan import apply as apply_mod
 from skyplan.errors import ApplyError
@@ -81,6 +81,7 @@ def _no_key_material(out: Path, server: sshd.Sshd) -> None:
 def test_two_task_dag_runs_on_a_pool_host(tmp_path, ssh_env):
     spec = _spec(tmp_path / "remote.yaml", ssh_env, [("lab", 0.5, [_box(ssh_env)])])
     out = compile_dir(spec, tmp_path / "out")
+    assert_fmt_clean(out, "ssh")
     outcome = apply_mod.apply(out)
     assert outcome.ok
     _check_outputs(out)

@@ -295,10 +295,10 @@ def test_nothing_exists_without_active_tasks(out: tuple[str, Path]) -> None:
                 assert re.search(r"var\.active_tasks|local\.(region|zone)_active|local\.any_active", str(gate)), gate
 
 
-def test_aws_zone_rendered_only_through_zone_id(out: tuple[str, Path]) -> None:
-    scenario, directory = out
-    if not (directory / "aws").is_dir():
-        pytest.skip("no aws task")
+@pytest.mark.parametrize("scenario", ["aws_multi_region", "hostile", "mixed"])
+def test_aws_zone_rendered_only_through_zone_id(scenario: str, tmp_path: Path) -> None:
+    directory = tmp_path
+    write_output(rendered(scenario), directory)
     _, placement = SCENARIOS[scenario]()
     text = "".join(p.read_text() for p in [*(directory / "aws").glob("*.tf"),
                                            *(directory / "modules" / "aws-node").glob("*.tf")])

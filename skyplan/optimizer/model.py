@@ -356,7 +356,7 @@ class PlacementModel:
         p.symmetry_level = 0
         for k, v in TUNING.items():
             if k == "subsolvers":
-                p.subsolvers[:] = v
+                [p.subsolvers.append(x) for x in v]
             else:
                 setattr(p, k, v)
         if assumptions is not None:

@@ -19,6 +19,7 @@ from skyplan.models import (
     TaskPlacement,
 )
 from skyplan.optimizer.evaluate import earliest_schedule, evaluate, incoming_egress, single_region_baseline
+from skyplan.optimizer.heuristic import anchored_choice, improve
 from skyplan.optimizer.model import PlacementModel, SolveResult
 from skyplan.optimizer.problem import (
     COST_UNITS_PER_USD,
@@ -209,12 +210,23 @@ def _hint_choice(spec: Spec, prob: Problem, hint: Placement | None, objective: O
         if name in previous and previous[name] in index:
             choice.append(index[previous[name]])
             continue
-        order = range(len(prob.cands[i]))
-        if objective is Objective.TIME:
-            choice.append(min(order, key=lambda j: (prob.dur[i][j], prob.cost[i][j], prob.pref[i][j], j)))
-        else:
-            choice.append(min(order, key=lambda j: (prob.cost[i][j], prob.pref[i][j], prob.dur[i][j], j)))
-    return choice
+        choice.append(None)
+    if all(j is not None for j in choice):
+        return choice
+    if objective is Objective.TIME:
+        fastest = [
+            min(range(len(cs)), key=lambda j, i=i: (prob.dur[i][j], prob.cost[i][j], prob.pref[i][j], j))
+            for i, cs in enumerate(prob.cands)
+        ]
+        return [j if j is not None else f for j, f in zip(choice, fastest, strict=True)]
+    if all(j is None for j in choice):
+        return anchored_choice(prob)
+    # Re-plan: keep what survived, fill the rest with each task's best move given its neighbours.
+    greedy = [
+        min(range(len(cs)), key=lambda j, i=i: (prob.cost[i][j], prob.pref[i][j], j))
+        for i, cs in enumerate(prob.cands)
+    ]
+    return improve(prob, [j if j is not None else g for j, g in zip(choice, greedy, strict=True)])
 
 
 def _left_justify(prob: Problem, choice: Sequence[int], start: Sequence[int]) -> list[tuple[int, int]]:
