@@ -32,14 +32,17 @@ Steps:
     3. Write `setup` to `$WORK/setup.sh` and `run` to `$WORK/run.sh`, byte for byte, and run each
        with `bash FILE` in `$WORK` (as SkyPilot does: no `-e`; the exit code is the script's),
        stdin /dev/null, with the task's envs (passed through `env NAME=value`, so any name works
-       and none touches the executor's own variables) plus SKYPLAN_TASK (the task's name), SKYPLAN_INPUT_DIR (`$WORK/inputs`),
-       SKYPLAN_OUTPUT_DIR (`$WORK/outputs`), SKYPLAN_NODE_RANK, SKYPLAN_NUM_NODES and SkyPilot's
-       SKYPILOT_NODE_RANK / SKYPILOT_NUM_NODES. Output goes to stdout and `$WORK/task.log`. A
+       and none touches the executor's own variables) plus SKYPLAN_TASK (the task's name),
+       SKYPLAN_INPUT_DIR (`$WORK/inputs`), SKYPLAN_OUTPUT_DIR (`$WORK/outputs`),
+       SKYPLAN_NODE_RANK, SKYPLAN_NUM_NODES and SkyPilot's SKYPILOT_NODE_RANK /
+       SKYPILOT_NUM_NODES. Output goes to `$WORK/task.log` and is copied to stdout. A
        failing setup skips run. Signals: when the executor leads its own process group (local
        and ssh start it with setsid and stop it by signalling the group, TERM then KILL), the
        stages stay in that group, so nothing escapes a KILL; otherwise (cloud-init, by hand)
        each stage gets a session of its own. SIGTERM/INT/HUP to the executor is forwarded to the
-       stage, and the outcome is recorded with exit code 128+n (143 for TERM).
+       stage, and the task is recorded as failed with 128+n (143 for TERM) even if the
+       command caught the signal and exited 0. A daemon the command leaves behind does not
+       hold the executor up (on VMs the power-off ends it; local/ssh stop the group).
     4. Node 0 mirrors `$WORK/outputs/` to `$SKYPLAN_STORAGE/<task>/outputs/` (stale objects of
        an earlier attempt are deleted). Failure ⇒ exit 74, stage "outputs".
     5. Write `status.json` — {"task", "exit_code", "stage", "started", "finished", "host",
@@ -48,7 +51,12 @@ Steps:
     6. Power off if SKYPLAN_SHUTDOWN=1, and exit with the task's exit code.
 
 `stage` is one of config, inputs, setup, run, outputs: it tells an executor failure (66, 74, 78)
-from a user command that happened to exit with the same number.
+from a user command that happened to exit with the same number. Objects are written in the order
+outputs → log-tail.txt → status.json, so a status.json means the outputs are complete.
+
+Tools the machine needs: bash, coreutils, and for its storage scheme `aws`, `gcloud` (or
+`gsutil`) or `azcopy`; a missing one is reported by name. Azure uses the managed identity
+(AZCOPY_AUTO_LOGIN_TYPE defaults to MSI; set it, e.g. to AZCLI, to use a local login).
 """
 
 from __future__ import annotations

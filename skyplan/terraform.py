@@ -216,6 +216,19 @@ class Runner:
                 if on_event is not None:
                     on_event(event)
             proc.wait()
+        except BaseException:
+            # Never leave a Terraform running behind us (it is in its own session): stop it the
+            # graceful way, so it records what it created, then give up on it.
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                # Keep draining its output so that it is never blocked writing while it stops.
+                threading.Thread(target=lambda: proc.stdout.read() if proc.stdout else None, daemon=True).start()
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            raise
         finally:
             reader.join()
             with self._lock:

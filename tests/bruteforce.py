@@ -162,6 +162,36 @@ def random_instance(
     return Instance(spec, candidates, limits)
 
 
+def structured_instance(seed: int, *, n_tasks: int = 5, quotas: bool = False) -> Instance:
+    """Like `random_instance`, but prices follow a per-location multiplier and tasks share
+    instance types, as in a real catalog: many zones and regions are dominated as a whole, which
+    exercises the location-level pruning. Some tasks lack some locations."""
+    rng = random.Random(seed)
+    names = [f"t{i}" for i in range(n_tasks)]
+    factor = {loc: rng.choice([1.0, 1.0, 1.1, 1.25]) for loc in LOCATIONS}
+    deps = {t: tuple(names[j] for j in range(i) if rng.random() < 0.4) for i, t in enumerate(names)}
+    outputs = {t: float(5 * rng.randint(0, 60)) for t in names}
+    candidates: dict[str, list[Candidate]] = {}
+    for t in names:
+        base = rng.uniform(1.0, 8.0)
+        hours = 0.25 * rng.randint(2, 12)
+        cands = []
+        for loc in LOCATIONS:
+            if rng.random() < 0.2:
+                continue
+            quota = ((f"q-{loc.cloud}", float(rng.choice([8, 16]))),) if quotas else ()
+            cands.append(make_candidate(t, loc, hourly=round(base * factor[loc], 4), hours=hours, quota=quota))
+            if rng.random() < 0.5:
+                cands.append(
+                    make_candidate(
+                        t, loc, hourly=round(base * factor[loc] * 0.4, 4), hours=hours * 1.25, spot=True, quota=quota
+                    )
+                )
+        candidates[t] = cands or [make_candidate(t, LOCATIONS[0], hourly=base, hours=hours)]
+    limits = {"q-aws": 16.0, "q-gcp": 16.0, "q-azure": 8.0} if quotas else {}
+    return Instance(make_spec(f"struct{seed}", deps, outputs), candidates, limits)
+
+
 # --- the reference ------------------------------------------------------------------------------
 
 

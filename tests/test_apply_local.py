@@ -506,3 +506,27 @@ def test_tasks_of_targets_whose_apply_returns_early_are_polled_through_task_stat
     outcome = apply_mod.apply(out)
     _check_quickstart(out, outcome)
     assert set(polled) == {"generate", "sum", "count-primes", "report"}
+
+
+@pytest.mark.slow
+def test_local_tasks_get_their_secrets_from_the_environment_only(tmp_path, local_zones, monkeypatch):
+    import hashlib
+
+    value = "l0cal-s3cret 'q' $x"
+    monkeypatch.setenv("API_TOKEN", value)
+    spec = write_spec(tmp_path / "sec.yaml", """\
+name: sec
+allowed: {clouds: [local]}
+tasks:
+  - name: t
+    resources: {cpus: 1}
+    secrets: [API_TOKEN]
+    run: printf '%s' "$API_TOKEN" | sha256sum | cut -d' ' -f1 > "$SKYPLAN_OUTPUT_DIR/h.txt"
+""")
+    out = compile_dir(spec, tmp_path / "out")
+    assert apply_mod.apply(out).ok
+    got = (out / ".skyplan-storage" / "sec" / "t" / "outputs" / "h.txt").read_text().strip()
+    assert got == hashlib.sha256(value.encode()).hexdigest()
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert b"l0cal-s3cret" not in path.read_bytes(), path

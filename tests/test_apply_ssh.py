@@ -133,3 +133,27 @@ def test_host_presenting_another_key_stops_the_run(tmp_path, ssh_env, monkeypatc
     assert events(out, "zone_excluded") == []
     assert "mismatch" in info.value.message.lower()
     assert find_terraform().state_resources(out / "ssh") == []
+
+
+@pytest.mark.slow
+def test_secrets_reach_the_task_without_landing_in_any_file(tmp_path, ssh_env, monkeypatch):
+    import hashlib
+
+    value = "s3cr3t 'quoted' \"dq\" $HOME\nsecond line"
+    monkeypatch.setenv("API_TOKEN", value)
+    spec = tmp_path / "secret.yaml"
+    spec.write_text(
+        "name: secret\nallowed: {clouds: [ssh]}\npools:\n"
+        f"  - name: lab\n    user: {ssh_env.user}\n    key: {ssh_env.client_key}\n    hosts:\n"
+        f"      - {json.dumps(_box(ssh_env))}\n"
+        "tasks:\n  - name: use-token\n    resources: {cpus: 1}\n    secrets: [API_TOKEN]\n"
+        "    run: printf '%s' \"$API_TOKEN\" | sha256sum | cut -d' ' -f1 > \"$SKYPLAN_OUTPUT_DIR/h.txt\"\n"
+    )
+    out = compile_dir(spec, tmp_path / "out")
+    assert apply_mod.apply(out).ok
+    got = (out / ".skyplan-storage" / "secret" / "use-token" / "outputs" / "h.txt").read_text().strip()
+    assert got == hashlib.sha256(value.encode()).hexdigest()
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert b"s3cr3t" not in path.read_bytes(), path
+    assert_no_state(out)

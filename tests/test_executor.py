@@ -598,3 +598,24 @@ def test_cloud_storage_round_trip_with_fake_clis(tmp_path, base, tool, delete_fl
     assert any(delete_flag in c["args"] for c in calls)  # outputs are mirrored, not merged
     if tool == "azcopy":
         assert {c["azlogin"] for c in calls} == {"MSI"}  # the VM's managed identity, no keys
+
+
+def test_a_command_that_catches_sigterm_still_fails_the_task(tmp_path):
+    storage, work = tmp_path / "storage", tmp_path / "work"
+    ready = tmp_path / "ready"
+    task = make_task("graceful", run=f"trap 'exit 0' TERM\nsleep 300 &\ntouch {ready}\nwait\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYPLAN_")}
+    env.update(SKYPLAN_STORAGE=f"file://{storage}", SKYPLAN_WORK_DIR=str(work), SKYPLAN_SHUTDOWN="0")
+    proc = subprocess.Popen(
+        ["bash", str(write_script(tmp_path, task))],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 20
+    while not ready.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=20) == 143
+    assert status(storage, "graceful")["exit_code"] == 143

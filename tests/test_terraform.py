@@ -203,3 +203,22 @@ def test_variables_go_through_a_file_and_automation_env_is_set(tmp_path, monkeyp
     assert json.loads((tmp_path / tf.VAR_FILE).read_text())["active_tasks"] == ["a"]
     env = seen["env"]
     assert env["TF_IN_AUTOMATION"] == "1" and env["TF_INPUT"] == "0" and "TF_PLUGIN_CACHE_DIR" not in env
+
+
+def test_an_exception_in_the_event_callback_stops_terraform(runner, stack):
+    """A crash of ours (or a third Ctrl-C) mid-apply must not leave Terraform running unattended."""
+    runner.init(stack)
+    plan = runner.plan(stack, {"active_tasks": ["slow"]})
+
+    class Boom(Exception):
+        pass
+
+    def on_event(ev: dict) -> None:
+        if ev.get("type") == "provision_start":
+            raise Boom
+
+    with pytest.raises(Boom):
+        runner.apply(stack, plan.planfile, on_event=on_event)
+    assert not runner._procs  # noqa: SLF001 - nothing left running
+    assert runner.destroy(stack, {"active_tasks": []}).ok
+    assert runner.state_resources(stack) == []

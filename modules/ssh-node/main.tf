@@ -65,6 +65,7 @@ resource "terraform_data" "node" {
       SKYPLAN_MODULE_DIR = abspath(path.module)
       SKYPLAN_STORAGE    = var.storage
       SKYPLAN_UPSTREAM   = join(" ", var.upstream)
+      SKYPLAN_SECRETS    = join(" ", var.secrets)
       SKYPLAN_SLUG       = var.slug
       SKYPLAN_REMOTE     = "${var.user}@${var.address}"
       SKYPLAN_PORT       = tostring(var.port)
@@ -82,6 +83,7 @@ resource "terraform_data" "node" {
       SKYPLAN_MODULE_DIR = abspath(path.module)
       SKYPLAN_STORAGE    = var.storage
       SKYPLAN_UPSTREAM   = ""
+      SKYPLAN_SECRETS    = ""
       SKYPLAN_SLUG       = var.slug
       SKYPLAN_REMOTE     = "${var.user}@${var.address}"
       SKYPLAN_PORT       = tostring(var.port)

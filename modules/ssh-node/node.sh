@@ -30,6 +30,12 @@ if [ "$held" -lt "$need" ]; then
   exit 75
 fi
 
+if [ -f "$dir/secrets.env" ]; then
+  # shellcheck disable=SC1091  # written by sync.sh push, read once, removed before the task runs
+  . "$dir/secrets.env"
+  rm -f "$dir/secrets.env"
+fi
+
 setsid bash "$dir/executor.sh" </dev/null 2>&1 &
 pid=$!
 echo "$pid" >"$SKYPLAN_WORK_DIR/pid"

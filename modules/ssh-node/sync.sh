@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Moves task data between the run's storage on this machine and a pool host, with scp through
 # the run's ssh-agent and the pinned host key (never trust-on-first-use).
-#   push: upstream tasks' status.json and outputs/ → host storage
+#   push: the task's secrets (values from this environment) and upstream tasks' status.json and
+#         outputs/ → host
 #   pull: this task's status.json, log-tail.txt and outputs/ → local storage
 set -euo pipefail
 local_storage="${SKYPLAN_STORAGE#file://}"
@@ -11,6 +12,19 @@ remote_storage="$SKYPLAN_REMOTE_DIR/storage"
 
 case "$1" in
   push)
+    if [ -n "${SKYPLAN_SECRETS:-}" ]; then
+      # Secret values go from this environment to a 0600 file in the task's directory on the
+      # host, which node.sh reads and deletes before the task starts; they never pass through
+      # Terraform (config, plan, state) and are never printed.
+      secrets="$(umask 077 && mktemp)"
+      trap 'rm -f "$secrets"' EXIT
+      for name in $SKYPLAN_SECRETS; do
+        if [ -n "${!name+x}" ]; then
+          printf 'export %s=%q\n' "$name" "${!name}" >>"$secrets"
+        fi
+      done
+      scp -p "${opts[@]}" "$secrets" "$SKYPLAN_REMOTE:$SKYPLAN_REMOTE_DIR/$SKYPLAN_SLUG/secrets.env"
+    fi
     for up in $SKYPLAN_UPSTREAM; do
       if [ -d "$local_storage/$up" ]; then
         scp -r "${opts[@]}" "$local_storage/$up" "$SKYPLAN_REMOTE:$remote_storage/"

@@ -56,6 +56,12 @@ variable "upstream" {
   default     = []
 }
 
+variable "secrets" {
+  description = "Names of environment variables whose values (from skyplan apply's environment) the task needs; values never pass through Terraform."
+  type        = list(string)
+  default     = []
+}
+
 variable "cpus" {
   description = "CPU slots the task holds on the host while it runs."
   type        = number

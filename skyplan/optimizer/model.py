@@ -67,6 +67,9 @@ class PlacementModel:
         self._vars: dict[int, _Var] = {}
         self._cost_const = 0
         self.groups: dict[str, _Var] = {}
+        # Auxiliary Booleans as (var, positive parts, negative parts), in creation order, so that
+        # a hint on the candidate Booleans can be completed: var = max(0, Σpos − Σneg).
+        self._derived: list[tuple[_Var, tuple[_Var, ...], tuple[_Var, ...]]] = []
 
         self.x: list[list[_Var]] = []
         for i, cs in enumerate(prob.cands):
@@ -105,6 +108,7 @@ class PlacementModel:
         if len(parts) == 1:
             return parts[0]
         v = self.model.new_bool_var(name)
+        self._derived.append((v, tuple(parts), ()))
         self.model.add_linear_constraint(
             cp_model.LinearExpr.weighted_sum([v, *parts], [1] + [-1] * len(parts)), 0, 0
         )
@@ -227,6 +231,7 @@ class PlacementModel:
         if not neg:
             return pos  # v can never be here: the term is u's indicator itself
         d = self.model.new_bool_var("")
+        self._derived.append((d, (pos,), tuple(neg)))
         self.model.add_linear_constraint(
             cp_model.LinearExpr.weighted_sum([d, pos, *neg], [1, -1] + [1] * len(neg)), 0, cp_model.INT_MAX
         )
@@ -297,15 +302,26 @@ class PlacementModel:
         return sum(max(p) for p in self.prob.pref)
 
     def hint(self, choice: Sequence[int | None], start: Sequence[int] | None = None) -> None:
+        """Hint a plan. With every task's candidate given, the hint is completed to every
+        auxiliary Boolean, so CP-SAT starts from this plan as a feasible solution."""
         self.model.clear_hints()
+        value: dict[int, int] = {}
         for i, j in enumerate(choice):
             if j is None:
                 continue
             for jj, v in enumerate(self.x[i]):
+                value[v.index] = int(jj == j)
                 self.model.add_hint(v, jj == j)
+        if all(j is not None for j in choice):
+            for var, pos, neg in self._derived:
+                if var.index in value:
+                    continue
+                v = max(0, sum(value[p.index] for p in pos) - sum(value[n.index] for n in neg))
+                value[var.index] = v
+                self.model.add_hint(var, v)
         if start is not None and self.with_time:
-            for s, value in zip(self.start, start, strict=False):
-                self.model.add_hint(s, value)
+            for s, t in zip(self.start, start, strict=True):
+                self.model.add_hint(s, t)
 
     def bound(self, expr: cp_model.LinearExprT, upper: int) -> _Var:
         """Add `expr ≤ upper`, switched on by a literal whose domain `release` can later fix to 0
@@ -352,8 +368,6 @@ class PlacementModel:
         p.interleave_search = True
         p.max_deterministic_time = max(time_limit_s, 0.01)
         p.max_time_in_seconds = max(time_limit_s, 0.01)
-        p.cp_model_probing_level = 0
-        p.symmetry_level = 0
         for k, v in TUNING.items():
             if k == "subsolvers":
                 [p.subsolvers.append(x) for x in v]

@@ -18,6 +18,10 @@ Host keys are pinned, never trusted on first use: apply looks every host up in k
 those keys. A host with no known key fails its task's plan (classified zone-scope: that host is
 unusable for this run); a host presenting a different key stops the run (scope none).
 
+Secrets (`secrets:` names of a task): their values are read from skyplan apply's environment by
+the push step, copied to a 0600 file in the task's directory on the host, sourced and deleted by
+`node.sh` just before the executor starts; they never pass through Terraform.
+
 Data: the run's storage is a directory on this machine (`file://DIR/.skyplan-storage/<plan>`).
 Before a task starts, its upstream tasks' outputs are pushed to `~/.skyplan/runs/<run_id>/storage/`
 on the host (the executor's SKYPLAN_STORAGE there); after it ran, its status and outputs are
@@ -212,6 +216,7 @@ class SshTarget(Target):
                 "address": host.address, "port": int(host.port), "user": host.user,
                 "executor_sha256": hashlib.sha256(st.executor.encode()).hexdigest(),
                 "upstream": sorted(cloud_name(u) for u in st.depends_on),
+                "secrets": sorted(ctx.spec.task(tp.task).secrets),
                 "cpus": int(m.group(1)) if m else 1, "host_cpus": max(1, int(host.cpus)),
             })
         # Every pool host, not only the used ones: after a failover the run may move to any of them
