@@ -144,7 +144,7 @@ def run_case(name: str) -> dict:
     candidates = build_candidates(spec, catalog)
     limits = quota_limits(spec, catalog)
     candidates_s = time.perf_counter() - t0
-    limit_s = 60.0 if n >= 5000 else 30.0
+    limit_s = 60.0 if n >= 5000 else 10.0
     plan = solve(spec, candidates, catalog, limits=limits, pareto=bool(opts.get("pareto")), time_limit_s=limit_s)
     row = {
         "case": name,
@@ -175,6 +175,9 @@ def run_case(name: str) -> dict:
         cold = solve(spec, after, catalog, excluded_zones=[zone], time_limit_s=limit_s)
         warm = solve(spec, after, catalog, excluded_zones=[zone], hint=plan, time_limit_s=limit_s)
         moved = sum(1 for a, b in zip(plan.tasks, warm.tasks, strict=True) if a.candidate != b.candidate)
+        row["replan_kept_in_place"] = warm.extras.get("kept_in_place")
+        row["replan_warm_cost"] = round(warm.total_cost, 2)
+        row["replan_cold_cost"] = round(cold.total_cost, 2)
         row.update(
             {
                 "replan_zone": zone,
@@ -241,7 +244,8 @@ def main() -> None:
             print(
                 f"\nre-plan {row['case']}: excluded {row['replan_zone']}, {row['replan_tasks_moved']} tasks moved; "
                 f"cold {row['replan_cold_s']} s ({row['replan_cold_status']}), warm {row['replan_warm_s']} s "
-                f"({row['replan_warm_status']}), speed-up {row['replan_speedup']}x, same cost: {row['replan_same_cost']}"
+                f"({row['replan_warm_status']}, {row['replan_kept_in_place']} tasks kept in place), "
+                f"speed-up {row['replan_speedup']}x; cost cold ${row['replan_cold_cost']} vs warm ${row['replan_warm_cost']}"
             )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -29,8 +29,20 @@ Steps:
        `$SKYPLAN_STORAGE/<up>/outputs/` to `$WORK/inputs/<up>/` (file:// cp -a, s3 `aws s3 sync`,
        gs `gcloud storage rsync` or `gsutil rsync`, Azure `azcopy sync` with the managed
        identity). Failure ⇒ exit 66, stage "inputs".
+       Then, if the task has a `workdir`: replace `$WORK/workdir` with a copy of
+       `$SKYPLAN_STORAGE/<task>/workdir/` (`skyplan.staging.stage_task` uploads it before the task
+       starts). Then each `file_mounts` entry, in `Task.file_mounts` order (the spec sorts it by
+       remote path, so a directory comes before a path inside it): the remote path (`~` or a
+       relative path ⇒ under `$HOME`, the executing user's; parents created) receives either a
+       local source, staged by `stage_task` at `$SKYPLAN_STORAGE/<task>/mounts/<i>/` (`i` = its
+       index in `Task.file_mounts`) as the object `file` (a single file, which stays a single file
+       at the remote path) or under `dir/` (a directory, merged into the remote path), or a bucket
+       URI (s3://, gs://, Azure blob https://), copied directly with the same tools and identity as
+       the staging area: a prefix becomes a directory, and a URI with nothing under it is copied as
+       a single object. Failure ⇒ exit 66, stage "inputs".
     3. Write `setup` to `$WORK/setup.sh` and `run` to `$WORK/run.sh`, byte for byte, and run each
-       with `bash FILE` in `$WORK` (as SkyPilot does: no `-e`; the exit code is the script's),
+       with `bash FILE` in `$WORK/workdir` if the task has a workdir, else in `$WORK` (as
+       SkyPilot does: no `-e`; the exit code is the script's),
        stdin /dev/null, with the task's envs (passed through `env NAME=value`, so any name works
        and none touches the executor's own variables) plus SKYPLAN_TASK (the task's name),
        SKYPLAN_INPUT_DIR (`$WORK/inputs`), SKYPLAN_OUTPUT_DIR (`$WORK/outputs`),
@@ -95,6 +107,9 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # real SkyPilot files carry envs such as SKYPILOT_DOCKER_USERNAME.
 _RESERVED_PREFIX = "SKYPLAN_"
 _RESERVED_NAMES = frozenset({"SKYPILOT_NODE_RANK", "SKYPILOT_NUM_NODES"})
+# file_mounts sources the executor copies itself, with the machine's identity (the staging area's
+# schemes); every other `scheme://` is refused, and a path without one is a local path to stage.
+_BUCKET_SOURCE = re.compile(r"(s3://|gs://|https://[a-z0-9]+\.blob\.core\.windows\.net/)[^/]")
 
 
 def task_slug(name: str) -> str:
@@ -141,11 +156,50 @@ def _check_name(task: Task, kind: str, name: str) -> None:
         )
 
 
+def is_bucket_source(task: Task, source: str) -> bool:
+    """Whether a `file_mounts` source is a bucket URI (True) or a local path to stage (False).
+
+    `file://PATH` counts as the local path PATH.
+
+    Raises:
+        RenderError: another `scheme://` (http, r2, cos, …), or a URI carrying credentials.
+    """
+    if _BUCKET_SOURCE.match(source):
+        if "?" in source or "@" in source.partition("://")[2].partition("/")[0] or "\n" in source:
+            raise RenderError(
+                f"task {task.name!r}: file_mounts source {source!r} must not carry credentials (query "
+                "string or user@) or line breaks; the machine's identity grants access to the bucket"
+            )
+        return True
+    if "://" in source and not source.startswith("file://"):
+        raise RenderError(
+            f"task {task.name!r}: file_mounts source {source!r} is not supported yet: give a local path, "
+            "s3://, gs:// or https://<account>.blob.core.windows.net/<container>/…"
+        )
+    return False
+
+
+def _mounts(task: Task) -> list[tuple[str, str, str]]:
+    """(kind, source word, remote path word) per file mount, for the template."""
+    mounts = []
+    for i, (remote, source) in enumerate(task.file_mounts):
+        if not remote:
+            raise RenderError(f"task {task.name!r}: a file_mounts remote path is empty")
+        dst_q = _shell_word(task, f"file_mounts path {remote!r}", remote)
+        if is_bucket_source(task, source):
+            mounts.append(("bucket", _shell_word(task, f"file_mounts source {source!r}", source), dst_q))
+        else:
+            mounts.append(("staged", f'"$STORAGE/$TASK_SLUG/mounts/{i}"', dst_q))
+    return mounts
+
+
 def executor_script(task: Task, *, plan_name: str, upstream: Sequence[str]) -> str:
     """Render the bash executor for `task` (contract in this module's docstring).
 
     Args:
-        task: the task; its `setup`, `run`, `envs` reach bash byte for byte.
+        task: the task; its `setup`, `run`, `envs`, `file_mounts` paths and URIs reach bash byte
+            for byte. Its `workdir` and local mount sources are only flags here: the executor
+            reads what `skyplan.staging.stage_task` uploaded.
         plan_name: the spec's name (appears only as a slug, in a comment).
         upstream: names of the tasks whose outputs this task reads (order does not matter).
 
@@ -154,7 +208,8 @@ def executor_script(task: Task, *, plan_name: str, upstream: Sequence[str]) -> s
 
     Raises:
         RenderError: an env or secret name bash cannot export or that is reserved, a name in
-            both `envs` and `secrets`, or text holding a NUL byte or a lone surrogate.
+            both `envs` and `secrets`, text holding a NUL byte or a lone surrogate, or a
+            `file_mounts` source `is_bucket_source` refuses.
     """
     for name, _ in task.envs:
         _check_name(task, "env", name)
@@ -176,6 +231,8 @@ def executor_script(task: Task, *, plan_name: str, upstream: Sequence[str]) -> s
         upstream=sorted({task_slug(u) for u in upstream}),
         setup_q=None if task.setup is None else _shell_word(task, "setup", task.setup),
         run_q=None if task.run is None else _shell_word(task, "run", task.run),
+        workdir=task.workdir is not None,
+        mounts=_mounts(task),
     )
     return text
 

@@ -180,11 +180,18 @@ def structured_instance(seed: int, *, n_tasks: int = 5, quotas: bool = False) ->
             if rng.random() < 0.2:
                 continue
             quota = ((f"q-{loc.cloud}", float(rng.choice([8, 16]))),) if quotas else ()
-            cands.append(make_candidate(t, loc, hourly=round(base * factor[loc], 4), hours=hours, quota=quota))
+            cands.append(
+                make_candidate(t, loc, hourly=round(base * factor[loc], 4), hours=hours, quota=quota)
+            )
             if rng.random() < 0.5:
                 cands.append(
                     make_candidate(
-                        t, loc, hourly=round(base * factor[loc] * 0.4, 4), hours=hours * 1.25, spot=True, quota=quota
+                        t,
+                        loc,
+                        hourly=round(base * factor[loc] * 0.4, 4),
+                        hours=hours * 1.25,
+                        spot=True,
+                        quota=quota,
                     )
                 )
         candidates[t] = cands or [make_candidate(t, LOCATIONS[0], hourly=base, hours=hours)]
@@ -199,7 +206,9 @@ def plan_cost(spec: Spec, catalog: Catalog, assign: dict[str, Candidate]) -> flo
     total = sum(c.hours * c.hourly_price * c.num_nodes + c.input_egress_cost for c in assign.values())
     for t in spec.tasks:
         for d in t.depends_on:
-            total += spec.task(d).outputs_gb * catalog.egress_per_gb(assign[d].location, assign[t.name].location)
+            total += spec.task(d).outputs_gb * catalog.egress_per_gb(
+                assign[d].location, assign[t.name].location
+            )
     return total
 
 
@@ -273,7 +282,9 @@ def brute_force(
     names = [t.name for t in spec.tasks]
     options = []
     for t in names:
-        ok = [c for c in candidates[t] if all(a <= limits.get(k, float("inf")) + EPS for k, a in c.quota_usage)]
+        ok = [
+            c for c in candidates[t] if all(a <= limits.get(k, float("inf")) + EPS for k, a in c.quota_usage)
+        ]
         options.append(ok)
     needs_time = objective is Objective.TIME or spec.deadline_hours is not None or makespan_tiebreak
     best: Best | None = None

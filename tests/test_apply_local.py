@@ -138,6 +138,7 @@ def _check_quickstart(out: Path, outcome) -> None:
     storage = out / ".skyplan-storage" / "quickstart"
     report = (storage / "report" / "outputs" / "report.txt").read_text()
     assert "primes among the first 5000 numbers: 669" in report
+    assert "sum of 1..100000: 5000050000" in report
     assert (storage / "generate" / "outputs" / "numbers.txt").read_text().splitlines()[-1] == "100000"
     for task in ("generate", "sum", "count-primes", "report"):
         assert json.loads((storage / task / "status.json").read_text())["exit_code"] == 0

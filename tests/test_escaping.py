@@ -16,7 +16,7 @@ from pathlib import Path
 import hcl2
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from skyplan.executor import EXECUTOR_PATH, cloud_init, executor_script, task_slug
@@ -367,11 +367,13 @@ def test_executor_writes_commands_byte_for_byte(tmp_path_factory, name, setup, r
 @FEW
 @given(name=nasty_no_nul, values=st.dictionaries(env_name, nasty_no_nul, min_size=1, max_size=4))
 def test_env_values_and_task_name_arrive_byte_for_byte(tmp_path_factory, name, values):
+    # The loop variable must not be one of the generated env names, or the loop overwrites it.
+    assume("skyplan_loop_var" not in values)
     tmp = tmp_path_factory.mktemp("env")
     run = (
-        "for n in SKYPLAN_TASK "
+        "for skyplan_loop_var in SKYPLAN_TASK "
         + " ".join(values)
-        + '; do printf %s "${!n}" > "$SKYPLAN_OUTPUT_DIR/$n"; done'
+        + '; do printf %s "${!skyplan_loop_var}" > "$SKYPLAN_OUTPUT_DIR/$skyplan_loop_var"; done'
     )
     task = make_task(name, run=run, envs=tuple(sorted(values.items())))
     script = tmp / "x.sh"

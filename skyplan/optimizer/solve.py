@@ -19,8 +19,8 @@ from skyplan.models import (
     TaskPlacement,
 )
 from skyplan.optimizer.evaluate import earliest_schedule, evaluate, incoming_egress, single_region_baseline
-from skyplan.optimizer.heuristic import anchored_choice, improve
-from skyplan.optimizer.model import PlacementModel, SolveResult
+from skyplan.optimizer.heuristic import anchored_choice, improve, plan_cost
+from skyplan.optimizer.model import DETERMINISTIC_PER_WALL_S, PlacementModel, SolveResult
 from skyplan.optimizer.problem import (
     COST_UNITS_PER_USD,
     QUOTA_SCALE,
@@ -56,33 +56,43 @@ def solve(
     pareto: bool = False,
     explain: bool = False,
     time_limit_s: float = 60.0,
-    workers: int = 2,
+    workers: int = 1,
     seed: int = 0,
 ) -> Placement:
     """The best placement of every task of `spec` on one of its candidates.
 
     Minimises total cost (objective cost; ties broken by lower preference, then shorter
     makespan when the model has time) or makespan (objective time; then cost), subject to the
-    spec's deadline and budget and to `limits` (quota key → concurrent usage limit). Runs with
-    `workers` threads and `seed`; for fixed inputs the answer is reproducible (see model.py).
-    `time_limit_s` bounds each optimisation phase in deterministic seconds.
+    spec's deadline and budget and to `limits` (quota key → concurrent usage limit). `workers`
+    and `seed` are passed to CP-SAT; the default single worker is deterministic and the fastest
+    here (see `model._configure`). For fixed inputs the answer is reproducible.
+    `time_limit_s` bounds the optimisation (all phases) in wall seconds; CP-SAT stops on a
+    deterministic-time share of it first, so a time-limited answer is reproducible too.
 
     Raises InfeasibleError naming the constraint(s) that leave no plan.
     """
     started = time.perf_counter()
     objective = Objective(objective or spec.objective)
-    prob = build_problem(spec, candidates, catalog, limits or {})
+    full = build_problem(spec, candidates, catalog, limits or {})
     before = sum(len(candidates.get(t.name, ())) for t in spec.tasks)
-    with_time = objective is Objective.TIME or prob.deadline is not None or bool(prob.limits) or pareto
-    rates = {k: tier_rates(catalog.rates[k]) for k in {c.location.cloud for cs in prob.cands for c in cs}}
+    with_time = objective is Objective.TIME or full.deadline is not None or bool(full.limits) or pareto
+    rates = {k: tier_rates(catalog.rates[k]) for k in {c.location.cloud for cs in full.cands for c in cs}}
+    prob, n_fixed = _keep_unaffected(full, hint)
     keep = prune(prob, with_time=with_time, rates=rates)
     sub = prob.restrict(keep)
     pruned_s = time.perf_counter() - started
 
     model = PlacementModel(sub, with_time=with_time)
-    model.hint(_hint_choice(spec, sub, hint, objective))
+    start_choice = _hint_choice(spec, sub, hint, objective)
+    model.hint(start_choice)
     built_s = time.perf_counter() - started - pruned_s
-    outcome = _optimise(model, objective, time_limit_s, workers, seed)
+    # Without time the hint is a complete feasible plan unless it breaks the budget.
+    fallback = (
+        None
+        if with_time or (sub.budget is not None and plan_cost(sub, start_choice) > sub.budget)
+        else start_choice
+    )
+    outcome = _optimise(model, objective, time_limit_s, workers, seed, fallback)
     if outcome is None:
         raise _explain_infeasible(spec, sub, with_time, time_limit_s, seed)
     result = outcome.result
@@ -118,7 +128,7 @@ def solve(
         points = _pareto(spec, model, catalog, assignment, outcome, time_limit_s, workers, seed)
     runners: tuple[RunnerUp, ...] = ()
     if explain:
-        runners = _runners_up(spec, prob, catalog, assignment, objective)
+        runners = _runners_up(spec, full, catalog, assignment, objective)
     tight = _tight_constraints(spec, sub, total_cost, makespan, times, assignment)
 
     wall = time.perf_counter() - started
@@ -130,7 +140,8 @@ def solve(
         makespan_hours=makespan,
         excluded_zones=tuple(sorted(set(excluded_zones))),
         solver=SolverStats(
-            status=outcome.status,
+            # A re-plan that kept tasks in place is optimal only for the tasks it moved.
+            status="FEASIBLE" if n_fixed and outcome.status == "OPTIMAL" else outcome.status,
             objective=outcome.objective,
             wall_s=wall,
             gap=outcome.gap,
@@ -145,7 +156,7 @@ def solve(
         runners_up=runners,
         pareto=points,
         single_region_baseline=single_region_baseline(spec, candidates, catalog),
-        extras={"prune_s": round(pruned_s, 3), "build_s": round(built_s, 3)},
+        extras={"prune_s": round(pruned_s, 3), "build_s": round(built_s, 3), "kept_in_place": n_fixed},
     )
 
 
@@ -162,9 +173,15 @@ def _primary_cost(model: PlacementModel):
 
 
 def _optimise(
-    model: PlacementModel, objective: Objective, time_limit_s: float, workers: int, seed: int
+    model: PlacementModel,
+    objective: Objective,
+    time_limit_s: float,
+    workers: int,
+    seed: int,
+    fallback: list[int] | None = None,
 ) -> _Outcome | None:
-    """Lexicographic: the objective first, then the other one with the first held at its optimum."""
+    """Lexicographic: the objective first, then the other one with the first held at its optimum.
+    `fallback` is a feasible plan to return if the solver finds nothing within the limit."""
     cost_obj, scale = _primary_cost(model)
     if objective is Objective.TIME:
         first, second = model.makespan, cost_obj
@@ -173,6 +190,20 @@ def _optimise(
     r1 = model.solve(first, time_limit_s=time_limit_s, workers=workers, seed=seed)
     if r1.status in ("INFEASIBLE", "MODEL_INVALID"):
         return None
+    if r1.choice is None and fallback is not None:
+        cost = plan_cost(model.prob, fallback)
+        primary = cost * scale + sum(model.prob.pref[i][j] for i, j in enumerate(fallback))
+        r1 = SolveResult(
+            "FEASIBLE",
+            list(fallback),
+            None,
+            float(primary),
+            r1.bound,
+            cost,
+            None,
+            r1.wall_s,
+            r1.deterministic_s,
+        )
     if r1.choice is None:
         raise InfeasibleError(
             f"no plan found within the solver time limit ({time_limit_s:g} s); raise time_limit_s",
@@ -184,11 +215,18 @@ def _optimise(
         primary = r1.objective / scale / COST_UNITS_PER_USD
     gap = abs(r1.objective - r1.bound) / abs(r1.objective) if r1.objective else 0.0
     status, last = r1.status, r1
-    left = time_limit_s - r1.deterministic_s
+    # The second phase gets what the first left, counted in deterministic time (reproducible).
+    left = time_limit_s * DETERMINISTIC_PER_WALL_S - r1.deterministic_s
     if second is not None and left > 0.05:
         lit = model.bound(first, round(r1.objective))
         model.hint(r1.choice, r1.start)
-        r2 = model.solve(second, time_limit_s=left, workers=workers, seed=seed)
+        r2 = model.solve(
+            second,
+            time_limit_s=max(time_limit_s - r1.wall_s, 0.1),
+            deterministic_s=left,
+            workers=workers,
+            seed=seed,
+        )
         model.release(lit)
         if r2.choice is not None:
             last = r2
@@ -197,6 +235,26 @@ def _optimise(
     elif second is not None:
         status = "FEASIBLE"
     return _Outcome(last, status, primary, gap)
+
+
+def _keep_unaffected(prob: Problem, hint: Placement | None) -> tuple[Problem, int]:
+    """Re-plan: keep every task whose previous candidate is still offered where it was, unless
+    it is next to a task that must move; only those tasks and their neighbours are re-placed.
+    A failover then changes as little as possible (a small Terraform diff) and solves a small
+    model. Returns the restricted problem and how many tasks it keeps in place."""
+    if hint is None:
+        return prob, 0
+    previous = {tp.task: tp.candidate for tp in hint.tasks}
+    index = [{c: j for j, c in enumerate(cs)} for cs in prob.cands]
+    kept = [index[i].get(previous.get(name)) for i, name in enumerate(prob.task_names)]  # type: ignore[arg-type]
+    free = {i for i, j in enumerate(kept) if j is None}
+    for e in prob.edges:
+        if e.src in free or e.dst in free:
+            free.update((e.src, e.dst))
+    if len(free) == prob.n:
+        return prob, 0
+    keep = [list(range(len(cs))) if i in free else [kept[i]] for i, cs in enumerate(prob.cands)]
+    return prob.restrict(keep), prob.n - len(free)
 
 
 def _hint_choice(spec: Spec, prob: Problem, hint: Placement | None, objective: Objective) -> list[int | None]:
