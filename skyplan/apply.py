@@ -218,6 +218,8 @@ class _Run:
         self.in_session: set[str] = set()
         self._sigints = 0
         self.first_attempt = 1
+        self._spec = None  # the spec's Tasks (workdir, file_mounts), parsed on first need
+        self.spec_dir = directory
 
     # -- plan and stacks -----------------------------------------------------------------------
 
@@ -299,10 +301,20 @@ class _Run:
                       plan=self.doc["name"], already_succeeded=sorted(self.done), max_attempts=self.max_attempts)
         self._reap()  # leftovers of a killed run: processes state does not know about
         self.first_attempt = first_attempt
+        self._check_sources()
         if set(self.tasks) <= self.done:
             self._teardown()  # converge: a previous run may have been killed after its last task
             return self._finish(True, 0, started, f"nothing to do: all {len(self.tasks)} tasks already succeeded")
         return self._attempts(started, first_attempt)
+
+    def _check_sources(self) -> None:
+        """Fail before anything is created when a workdir or file_mounts source is missing."""
+        from skyplan.staging import staged_sources
+
+        for name in sorted(set(self.tasks) - self.done):
+            task = self._spec_task(name)
+            if task is not None and (task.workdir or task.file_mounts):
+                staged_sources(task, self.spec_dir)
 
     def _attempts(self, started: float, first_attempt: int) -> ApplyOutcome:
         retries = 0
@@ -444,14 +456,38 @@ class _Run:
             return {n: f.result() for n, f in futures.items()}
 
     def _prepare_start(self, stack: _Stack, task: str) -> None:
-        """Forget a stale status.json so that only this start's status counts."""
+        """Forget a stale status.json so that only this start's status counts, and stage the
+        task's workdir and local file_mounts into the storage its machine reads."""
         from skyplan.runstate import join_uri
+        from skyplan.staging import stage_task
 
         uri = join_uri(stack.storage, _slug(task), "status.json")
         if uri.startswith("file://"):
             file_uri_path(uri).unlink(missing_ok=True)
         elif uri.startswith("s3://"):
             _delete_s3(uri)
+        spec_task = self._spec_task(task)
+        if spec_task is not None and (spec_task.workdir or spec_task.file_mounts):
+            try:
+                uris = stage_task(spec_task, spec_dir=self.spec_dir, storage=stack.storage,
+                                  plan_name=self.doc["name"])
+            except SkyplanError as exc:
+                raise _Broken(f"task {task}: {exc.message}") from None
+            self.log.emit("task_staged", task=task, attempt=self.attempt, uris=uris)
+
+    def _spec_task(self, task: str):
+        """The spec's Task for `task` (from the spec copy in DIR), or None for an unreadable copy."""
+        if self._spec is None:
+            from skyplan.pipeline import SPEC_COPY, spec_origin
+            from skyplan.spec import load_spec
+
+            origin = spec_origin(self.dir)
+            self.spec_dir = origin.parent
+            self._spec = load_spec(origin, text=(self.dir / SPEC_COPY).read_text())
+        try:
+            return self._spec.task(task)
+        except KeyError:
+            return None
 
     def _collect_finished(self, stack: _Stack, tasks: list[str], *, final: bool) -> None:
         """Record the tasks of `tasks` that have a status; with `final` (an apply that waits for
@@ -535,7 +571,7 @@ class _Run:
     # -- failover -------------------------------------------------------------------------------
 
     def _failover(self, failures: list[tuple[str, Failure]]) -> None:
-        from skyplan.pipeline import SPEC_COPY, compile_plan
+        from skyplan.pipeline import recompile
 
         # Destroy what the failed attempt half-created: every stack back to what still runs.
         for stack in self.stacks.values():
@@ -554,8 +590,7 @@ class _Run:
                               code=failure.code, attempt=self.attempt)
         t0 = time.time()
         old = {n: (t["cloud"], t.get("zone"), t["region"], t.get("instance_type")) for n, t in self.tasks.items()}
-        result = compile_plan(self.dir / SPEC_COPY, self.dir, catalog_dir=self.catalog_dir,
-                              exclusions=[*excluded, *added], hint=self.hint)
+        result = recompile(self.dir, catalog_dir=self.catalog_dir, exclusions=[*excluded, *added], hint=self.hint)
         self.hint = result.placement
         self.load_plan()
         moved = [n for n, t in self.tasks.items()

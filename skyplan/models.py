@@ -8,8 +8,8 @@ these internal types are free to change behind it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 # ---------------------------------------------------------------------------------------------
 # Small enums

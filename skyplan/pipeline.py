@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from skyplan.models import Catalog, Objective, Offering, Placement, Quota, Spec
 
 RUN_STATE_DIR = ".skyplan"
 SPEC_COPY = f"{RUN_STATE_DIR}/spec.yaml"
 EXCLUSIONS_FILE = f"{RUN_STATE_DIR}/exclusions.json"
+SOURCE_FILE = f"{RUN_STATE_DIR}/source.json"  # where the spec came from, relative to DIR
 
 Progress = Callable[[str, float], None]  # (stage name, seconds it took)
 
@@ -108,8 +110,12 @@ def solve_spec(
     pareto: bool = False,
     explain: bool = False,
     progress: Progress | None = None,
+    spec_text: str | None = None,
 ) -> Solved:
-    """Parse, load, prune and solve; return the placement and its plan document (no I/O beyond reads)."""
+    """Parse, load, prune and solve; return the placement and its plan document (no I/O beyond reads).
+
+    With `spec_text`, that text is parsed as if it were the file `spec_path` (which need not
+    exist): files the spec names (quotas, pools) still resolve relative to `spec_path`."""
     from skyplan.candidates import build_candidates, parse_exclusions, quota_limits
     from skyplan.catalog import known_accelerators, load_catalog
     from skyplan.optimizer import single_region_baseline, solve
@@ -128,7 +134,7 @@ def solve_spec(
     step("catalog", t0)
 
     t0 = time.perf_counter()
-    spec = load_spec(spec_path, known_accelerators=known_accelerators(catalog))
+    spec = load_spec(spec_path, known_accelerators=known_accelerators(catalog), text=spec_text)
     extra_offerings, capacity, enabled = _targets_extras(spec)
     if capacity:
         spec = dataclasses.replace(spec, quotas=spec.quotas + capacity)
@@ -174,8 +180,11 @@ def compile_plan(
     pareto: bool = False,
     explain: bool = False,
     progress: Progress | None = None,
+    spec_text: str | None = None,
 ) -> CompileResult:
-    """Solve `spec_path` and write the reviewable output directory (DESIGN.md "Output layout")."""
+    """Solve `spec_path` and write the reviewable output directory (DESIGN.md "Output layout").
+
+    `spec_text` replaces reading `spec_path` (see `solve_spec`); `recompile` uses it."""
     from skyplan.planfile import dumps, summary_markdown
     from skyplan.render import render, write_output
 
@@ -190,6 +199,7 @@ def compile_plan(
         pareto=pareto,
         explain=explain,
         progress=progress,
+        spec_text=spec_text,
     )
     t0 = time.perf_counter()
     plan_json = dumps(solved.plan_doc)
@@ -198,7 +208,10 @@ def compile_plan(
     files = dict(render(solved.spec, solved.placement, plan_json=plan_json, plan_md=plan_md))
     # The spec and the exclusions travel with the plan so that apply can recompile on failover
     # without the original checkout (CI may run apply on the committed DIR alone).
-    files[SPEC_COPY] = spec_path.read_bytes()
+    files[SPEC_COPY] = spec_text.encode() if spec_text is not None else spec_path.read_bytes()
+    # Relative, so a committed DIR still finds the spec's workdir/quotas files in another checkout.
+    origin = os.path.relpath(spec_path.resolve().parent, out.resolve())
+    files[SOURCE_FILE] = (json.dumps({"spec_dir": origin, "spec_name": spec_path.name}, indent=2) + "\n").encode()
     files[EXCLUSIONS_FILE] = (
         json.dumps(sorted(set(solved.placement.excluded_zones)), indent=2) + "\n"
     ).encode()
@@ -216,3 +229,23 @@ def compile_plan(
         timings=timings,
         warnings=warnings,
     )
+
+
+def spec_origin(out_dir: str | Path) -> Path:
+    """The path the spec of a compiled DIR was compiled from (it may no longer exist).
+
+    Relative paths in the spec (workdir, file_mounts, quotas and pools files) resolve against
+    its directory. DIRs written before `source.json` existed fall back to the copy in DIR."""
+    out = Path(out_dir)
+    try:
+        source = json.loads((out / SOURCE_FILE).read_text())
+        return (out / source["spec_dir"] / source["spec_name"]).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return (out / SPEC_COPY).resolve()
+
+
+def recompile(out_dir: str | Path, **options) -> CompileResult:
+    """Compile a DIR again from the spec copy it carries (failover: more exclusions, a hint)."""
+    out = Path(out_dir)
+    text = (out / SPEC_COPY).read_text()
+    return compile_plan(spec_origin(out), out, spec_text=text, **options)

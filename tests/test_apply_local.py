@@ -14,61 +14,21 @@ from pathlib import Path
 import pytest
 
 from skyplan import apply as apply_mod
-from skyplan.errors import ApplyError
+from skyplan.errors import ApplyError, SkyplanError
 from skyplan.runstate import read_events
 from skyplan.terraform import find_terraform
+
+pytestmark = pytest.mark.slow  # every test here runs real Terraform end to end
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "examples" / "quickstart.yaml"
 
 
 def compile_dir(spec: Path, out: Path, exclusions: tuple[str, ...] = ()) -> Path:
-    """Compile `spec` into `out` with the real pipeline (by hand while render.py is missing)."""
-    try:
-        import skyplan.render  # noqa: F401
-    except ImportError:
-        return _compile_by_hand(spec, out, exclusions)
+    """Compile `spec` into `out` with the real pipeline."""
     from skyplan.pipeline import compile_plan
 
     compile_plan(spec, out, exclusions=exclusions)
-    return out
-
-
-def _compile_by_hand(spec_path: Path, out: Path, exclusions: tuple[str, ...]) -> Path:
-    from skyplan.assets import modules_dir
-    from skyplan.executor import executor_script
-    from skyplan.pipeline import solve_spec
-    from skyplan.planfile import dumps
-    from skyplan.targets import get_target
-    from skyplan.targets.base import StackContext, StackTask
-
-    solved = solve_spec(spec_path, exclusions=exclusions)
-    spec, placement = solved.spec, solved.placement
-    out.mkdir(parents=True, exist_ok=True)
-    by_target: dict[str, list] = {}
-    for tp in placement.tasks:
-        by_target.setdefault(tp.candidate.location.cloud, []).append(tp)
-    depth: dict[str, int] = {}
-    for task in spec.tasks:
-        depth[task.name] = 1 + max((depth[d] for d in task.depends_on), default=-1)
-    for cloud, tps in by_target.items():
-        target = get_target(cloud)
-        tasks = tuple(
-            StackTask(tp, "", executor_script(spec.task(tp.task), plan_name=spec.name,
-                                              upstream=spec.task(tp.task).depends_on),
-                      depth[tp.task], spec.task(tp.task).depends_on)
-            for tp in tps
-        )
-        ctx = StackContext(spec.name, spec, tasks, target.storage_uri(spec.storage, spec.name), ">= 1.5.0")
-        for rel, text in target.render_stack(ctx).items():
-            path = out / cloud / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        shutil.copytree(modules_dir() / f"{cloud}-node", out / "modules" / f"{cloud}-node", dirs_exist_ok=True)
-    (out / "plan.json").write_text(dumps(solved.plan_doc))
-    (out / ".skyplan").mkdir(exist_ok=True)
-    (out / ".skyplan" / "spec.yaml").write_bytes(spec_path.read_bytes())
-    (out / ".skyplan" / "exclusions.json").write_text(json.dumps(sorted(set(placement.excluded_zones))))
     return out
 
 
@@ -156,7 +116,6 @@ def _check_quickstart(out: Path, outcome) -> None:
 # -- tests ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def assert_fmt_clean(out: Path, stack: str) -> None:
     """Generated Terraform is `terraform fmt` clean (stack and module)."""
     terraform = shutil.which("terraform")
@@ -531,3 +490,41 @@ tasks:
     for path in out.rglob("*"):
         if path.is_file():
             assert b"l0cal-s3cret" not in path.read_bytes(), path
+
+
+def test_workdir_and_file_mounts_reach_the_task(tmp_path, local_zones):
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "prog.sh").write_text('echo "from workdir: $(cat data/input.txt)"\n')
+    (project / "config.json").write_text('{"lr": 0.1}\n')
+    mounted = tmp_path / "mounted" / "config.json"
+    spec = write_spec(project / "spec.yaml", f"""
+name: wd
+allowed: {{clouds: [local]}}
+tasks:
+  - name: job
+    workdir: ./src
+    file_mounts:
+      {mounted}: ./config.json
+    setup: mkdir -p data && echo 42 > data/input.txt
+    run: bash prog.sh > "$SKYPLAN_OUTPUT_DIR/out.txt" && cp {mounted} "$SKYPLAN_OUTPUT_DIR/"
+    hours: 0.01
+""")
+    out = compile_dir(spec, tmp_path / "plan")
+    outcome = apply_mod.apply(out, max_attempts=1)
+    assert outcome.ok, outcome
+    outputs = out / ".skyplan-storage" / "wd" / "job" / "outputs"
+    assert (outputs / "out.txt").read_text() == "from workdir: 42\n"
+    assert (outputs / "config.json").read_text() == '{"lr": 0.1}\n'
+    assert [e["task"] for e in events(out, "task_staged")] == ["job"]
+    assert_no_state(out)
+
+
+def test_missing_workdir_fails_before_anything_is_created(tmp_path, local_zones):
+    spec = write_spec(tmp_path / "spec.yaml",
+                      "name: wd\nallowed: {clouds: [local]}\ntasks:\n  - name: job\n    workdir: ./nope\n"
+                      "    run: ls\n    hours: 0.01\n")
+    out = compile_dir(spec, tmp_path / "plan")
+    with pytest.raises(SkyplanError, match="nope"):
+        apply_mod.apply(out, max_attempts=1)
+    assert not (out / "local" / "terraform.tfstate").exists()

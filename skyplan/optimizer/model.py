@@ -102,6 +102,7 @@ class PlacementModel:
         # Auxiliary Booleans as (var, positive parts, negative parts), in creation order, so that
         # a hint on the candidate Booleans can be completed: var = max(0, Σpos − Σneg).
         self._derived: list[tuple[_Var, tuple[_Var, ...], tuple[_Var, ...]]] = []
+        self._demands: list[tuple[_Var, int, list[int]]] = []  # quota demand of task i per candidate
 
         self.x: list[list[_Var]] = []
         for i, cs in enumerate(prob.cands):
@@ -290,6 +291,7 @@ class PlacementModel:
                     demand = amounts[0]
                 else:
                     demand = m.new_int_var(0, max(amounts), f"q{i}_{key}")
+                    self._demands.append((demand, i, amounts))
                     m.add_linear_constraint(
                         cp_model.LinearExpr.weighted_sum([demand, *self.x[i]], [1] + [-a for a in amounts]),
                         0,
@@ -352,8 +354,20 @@ class PlacementModel:
                 value[var.index] = v
                 self.model.add_hint(var, v)
         if start is not None and self.with_time:
-            for s, t in zip(self.start, start, strict=True):
+            complete = all(j is not None for j in choice)
+            ends = []
+            for i, (s, t) in enumerate(zip(self.start, start, strict=True)):
                 self.model.add_hint(s, t)
+                if complete:
+                    dur = self.prob.dur[i][choice[i]]  # type: ignore[index]
+                    ends.append(t + dur)
+                    self.model.add_hint(self.end[i], t + dur)
+                    if not isinstance(self._durations[i], int):
+                        self.model.add_hint(self._durations[i], dur)
+            if complete and self.makespan is not None:
+                self.model.add_hint(self.makespan, max(ends, default=0))
+                for var, i, amounts in self._demands:
+                    self.model.add_hint(var, amounts[choice[i]])  # type: ignore[index]
 
     def bound(self, expr: cp_model.LinearExprT, upper: int) -> _Var:
         """Add `expr ≤ upper`, switched on by a literal whose domain `release` can later fix to 0

@@ -84,14 +84,10 @@ def solve(
 
     model = PlacementModel(sub, with_time=with_time)
     start_choice = _hint_choice(spec, sub, hint, objective)
-    model.hint(start_choice)
+    start_times = _left_justify(sub, start_choice, [0] * sub.n) if with_time else None
+    model.hint(start_choice, [s for s, _ in start_times] if start_times else None)
     built_s = time.perf_counter() - started - pruned_s
-    # Without time the hint is a complete feasible plan unless it breaks the budget.
-    fallback = (
-        None
-        if with_time or (sub.budget is not None and plan_cost(sub, start_choice) > sub.budget)
-        else start_choice
-    )
+    fallback = start_choice if _feasible_start(sub, start_choice, start_times) else None
     outcome = _optimise(model, objective, time_limit_s, workers, seed, fallback)
     if outcome is None:
         raise _explain_infeasible(spec, sub, with_time, time_limit_s, seed)
@@ -191,19 +187,7 @@ def _optimise(
     if r1.status in ("INFEASIBLE", "MODEL_INVALID"):
         return None
     if r1.choice is None and fallback is not None:
-        cost = plan_cost(model.prob, fallback)
-        primary = cost * scale + sum(model.prob.pref[i][j] for i, j in enumerate(fallback))
-        r1 = SolveResult(
-            "FEASIBLE",
-            list(fallback),
-            None,
-            float(primary),
-            r1.bound,
-            cost,
-            None,
-            r1.wall_s,
-            r1.deterministic_s,
-        )
+        r1 = _fallback_result(model, fallback, objective, scale, r1)
     if r1.choice is None:
         raise InfeasibleError(
             f"no plan found within the solver time limit ({time_limit_s:g} s); raise time_limit_s",
@@ -285,6 +269,39 @@ def _hint_choice(spec: Spec, prob: Problem, hint: Placement | None, objective: O
         for i, cs in enumerate(prob.cands)
     ]
     return improve(prob, [j if j is not None else g for j, g in zip(choice, greedy, strict=True)])
+
+
+def _fallback_result(
+    model: PlacementModel, choice: list[int], objective: Objective, scale: int, stopped: SolveResult
+) -> SolveResult:
+    """The starting plan as a FEASIBLE result, when the solver stopped before finding any."""
+    prob = model.prob
+    cost = plan_cost(prob, choice)
+    times = _left_justify(prob, choice, [0] * prob.n) if model.with_time else None
+    makespan = max(e for _, e in times) if times else None
+    if objective is Objective.TIME and makespan is not None:
+        value = float(makespan)
+    else:
+        value = float(cost * scale + sum(prob.pref[i][j] for i, j in enumerate(choice)))
+    starts = [s for s, _ in times] if times else None
+    return SolveResult(
+        "FEASIBLE",
+        list(choice),
+        starts,
+        value,
+        stopped.bound,
+        cost,
+        makespan,
+        stopped.wall_s,
+        stopped.deterministic_s,
+    )
+
+
+def _feasible_start(prob: Problem, choice: list[int], times: list[tuple[int, int]] | None) -> bool:
+    """Whether the starting plan (quota-feasible by construction) meets the budget and deadline."""
+    if prob.budget is not None and plan_cost(prob, choice) > prob.budget:
+        return False
+    return prob.deadline is None or times is None or max(e for _, e in times) <= prob.deadline
 
 
 def _left_justify(prob: Problem, choice: Sequence[int], start: Sequence[int]) -> list[tuple[int, int]]:
