@@ -144,6 +144,7 @@ def run_case(name: str) -> dict:
     candidates = build_candidates(spec, catalog)
     limits = quota_limits(spec, catalog)
     candidates_s = time.perf_counter() - t0
+    candidates_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     limit_s = 60.0 if n >= 5000 else 10.0
     plan = solve(spec, candidates, catalog, limits=limits, pareto=bool(opts.get("pareto")), time_limit_s=limit_s)
     row = {
@@ -191,6 +192,7 @@ def run_case(name: str) -> dict:
             }
         )
     row["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    row["rss_after_candidates_mib"] = round(candidates_mib, 1)
     return row
 
 
@@ -221,11 +223,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="only the small cases")
     parser.add_argument("--case", help="run one case in this process and print JSON")
     parser.add_argument("--json", help="also write all rows to this file")
+    parser.add_argument("--only", nargs="+", choices=sorted(CASES), help="run only these cases")
     args = parser.parse_args()
     if args.case:
         print(json.dumps(run_case(args.case)))
         return
-    names = QUICK if args.quick else tuple(CASES)
+    names = tuple(args.only) if args.only else QUICK if args.quick else tuple(CASES)
     rows = []
     print("| " + " | ".join(h for _, h in COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))

@@ -10,16 +10,18 @@ from pathlib import Path
 import pytest
 import sshd
 from test_apply_local import assert_fmt_clean, assert_no_state, compile_dir, events
+from tools import require
 
 from skyplan import apply as apply_mod
 from skyplan.errors import ApplyError
 from skyplan.terraform import find_terraform
 
-pytestmark = pytest.mark.skipif(sshd.missing_reason() is not None, reason=str(sshd.missing_reason()))
+pytestmark = pytest.mark.slow  # every test here runs real Terraform against a real sshd
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    require(sshd.missing_reason())
     srv = sshd.start_sshd(tmp_path_factory.mktemp("sshd"))
     yield srv
     srv.stop()

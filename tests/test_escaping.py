@@ -18,6 +18,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from tools import require_tool
 
 from skyplan.executor import EXECUTOR_PATH, cloud_init, executor_script, task_slug
 from skyplan.hcl import cloud_name, hcl_identifier, hcl_string, jinja_filters
@@ -391,8 +392,7 @@ def test_env_values_and_task_name_arrive_byte_for_byte(tmp_path_factory, name, v
 @FEW
 @given(name=nasty_no_nul, setup=nasty_no_nul, run=nasty_no_nul, value=nasty_no_nul, secret=env_name)
 def test_shellcheck_passes_on_any_user_text(tmp_path_factory, name, setup, run, value, secret):
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (CI installs it: apt-get install shellcheck)")
+    require_tool("shellcheck")
     task = make_task(name, setup=setup, run=run, envs=(("V", value),), secrets=(secret,))
     script = tmp_path_factory.mktemp("sc") / "x.sh"
     script.write_text(executor_script(task, plan_name=name, upstream=[name, "other"]))

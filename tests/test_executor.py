@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tools import require_tool
 
 from skyplan.errors import RenderError
 from skyplan.executor import (
@@ -88,8 +89,7 @@ SAMPLE_TASKS = [
 
 @pytest.mark.parametrize("task", SAMPLE_TASKS, ids=lambda t: task_slug(t.name))
 def test_shellcheck_passes(tmp_path, task):
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (CI installs it: apt-get install shellcheck)")
+    require_tool("shellcheck")
     script = write_script(tmp_path, task, upstream=["prep", "Fetch Data"])
     result = subprocess.run(["shellcheck", "--shell=bash", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
@@ -104,8 +104,7 @@ def _schema_check(path: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("storage", [None, "gs://bucket/runs/demo"])
 @pytest.mark.parametrize("task", SAMPLE_TASKS[:3], ids=lambda t: task_slug(t.name))
 def test_cloud_init_schema_valid(tmp_path, task, storage):
-    if shutil.which("cloud-init") is None:
-        pytest.skip("cloud-init is not installed (CI installs it: apt-get install cloud-init)")
+    require_tool("cloud-init")
     script = executor_script(task, plan_name="demo", upstream=["prep"])
     path = tmp_path / "user-data.yaml"
     path.write_text(cloud_init(script, task_name=task.name, plan_name="demo", storage=storage, node_rank=1))
@@ -115,8 +114,7 @@ def test_cloud_init_schema_valid(tmp_path, task, storage):
 
 def test_cloud_init_schema_check_rejects_invalid(tmp_path):
     """Negative control: the schema check used above does reject a broken document."""
-    if shutil.which("cloud-init") is None:
-        pytest.skip("cloud-init is not installed")
+    require_tool("cloud-init")
     path = tmp_path / "bad.yaml"
     path.write_text("#cloud-config\nwrite_files:\n- path: /x\n  encoding: rot13\n  content: x\n")
     assert _schema_check(path).returncode != 0

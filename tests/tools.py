@@ -8,13 +8,20 @@ import shutil
 import pytest
 
 
-def require_tool(name: str, path: str | None = None) -> str:
-    """Return the tool's path. Missing: skip on a developer machine, FAIL in CI (CI=true), where
-    `.ci/run` installs every tool — a silently skipped check would prove nothing."""
-    found = path if path and os.path.exists(path) else shutil.which(name)
-    if found:
-        return found
-    message = f"{name} is not installed (`.ci/run` installs it: apt-get install {name})"
+def require(missing: str | None) -> None:
+    """`missing` says why a tool cannot be used (None: it can). Then skip on a developer machine,
+    but FAIL in CI (CI=true), where `.ci/run` installs every tool — a silently skipped check would
+    prove nothing."""
+    if missing is None:
+        return
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
+        pytest.fail(missing)
+    pytest.skip(missing)
+
+
+def require_tool(name: str, path: str | None = None) -> str:
+    """Return the tool's path, or skip/fail as `require` does."""
+    found = path if path and os.path.exists(path) else shutil.which(name)
+    require(None if found else f"{name} is not installed (`.ci/run` installs it: apt-get install {name})")
+    assert found
+    return found
