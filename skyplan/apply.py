@@ -37,6 +37,9 @@ from skyplan.targets.base import Failure, Target
 from skyplan.terraform import Runner, RunResult, TerraformError, find_terraform
 
 EXIT_INTERRUPTED = 130
+# Reading a cloud task's status.json from its storage: (module, pip extra that installs it).
+_STATUS_SDKS = {"aws": ("boto3", "aws"), "gcp": ("google.cloud.storage", "gcp"),
+                "azure": ("azure.storage.blob", "azure")}
 CLOUD_TARGETS = ("aws", "gcp", "azure")
 _POLL_S = 5.0  # status polling of tasks whose apply returns before they finish (cloud VMs)
 _LOG_TAIL_LINES = 20
@@ -301,11 +304,28 @@ class _Run:
                       plan=self.doc["name"], already_succeeded=sorted(self.done), max_attempts=self.max_attempts)
         self._reap()  # leftovers of a killed run: processes state does not know about
         self.first_attempt = first_attempt
+        self._check_runnable()
         self._check_sources()
         if set(self.tasks) <= self.done:
             self._teardown()  # converge: a previous run may have been killed after its last task
             return self._finish(True, 0, started, f"nothing to do: all {len(self.tasks)} tasks already succeeded")
         return self._attempts(started, first_attempt)
+
+    def _check_runnable(self) -> None:
+        """Refuse (exit 2) before anything is created when the plan cannot run as compiled:
+        the blockers compile recorded in plan.json, and the SDK that reads task status from a
+        cloud's storage when it is not installed."""
+        problems = list(self.doc.get("apply_blockers") or [])
+        clouds = {t["cloud"] for n, t in self.tasks.items() if n not in self.done}
+        for cloud in sorted(clouds & set(_STATUS_SDKS)):
+            module, extra = _STATUS_SDKS[cloud]
+            try:
+                __import__(module)
+            except ImportError:
+                problems.append(f"tasks on {cloud} report through its storage, which needs {module}: "
+                                f"pip install 'skyplan[{extra}]'")
+        if problems:
+            raise SkyplanError("this plan cannot be applied:\n  - " + "\n  - ".join(problems))
 
     def _check_sources(self) -> None:
         """Fail before anything is created when a workdir or file_mounts source is missing."""

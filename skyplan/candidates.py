@@ -5,10 +5,11 @@ price, input-egress cost and quota usage, so the solver never looks at offerings
 
 Spot policy (`resources.use_spot`):
   * `false`: on-demand only.
-  * `true`:  spot only; the runtime estimate is used as is (the user accepted preemptions).
-  * `auto`:  both. The spot candidate's hours are `hours × (1 + SPOT_OVERHEAD)`, the expected
-             extra runtime from preemptions and restarts, so spot is chosen only where it still
-             wins after that overhead (on cost, and never on time alone).
+  * `true`:  spot only.
+  * `auto`:  both, so spot is chosen only where it still wins after its overhead.
+  A spot candidate's hours are always `hours × (1 + SPOT_OVERHEAD)`, the expected extra runtime
+  from preemptions and restarts: cost, makespan and deadline checks must include it whoever chose
+  spot (PLAN.md shows these inflated hours).
 """
 
 from __future__ import annotations
@@ -458,9 +459,7 @@ def _price_choices(policy: SpotPolicy, offering: Offering, hours: float) -> list
     choices = []
     if policy in (SpotPolicy.ON_DEMAND, SpotPolicy.AUTO) and offering.price is not None:
         choices.append((False, offering.price, hours))
-    if policy is SpotPolicy.SPOT and offering.spot_price is not None:
-        choices.append((True, offering.spot_price, hours))
-    if policy is SpotPolicy.AUTO and offering.spot_price is not None:
+    if policy in (SpotPolicy.SPOT, SpotPolicy.AUTO) and offering.spot_price is not None:
         choices.append((True, offering.spot_price, hours * (1.0 + SPOT_OVERHEAD)))
     return choices
 

@@ -54,6 +54,10 @@ def _guard(as_json: bool, fn: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         _console(stderr=True).print("interrupted")
         sys.exit(130)
+    except OSError as exc:
+        # A path the user gave cannot be read or written: their input, not our bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(SkyplanError(f"{where}{exc.strerror or exc}"), as_json)
     sys.exit(code or 0)
 
 
@@ -111,7 +115,7 @@ def print_placement(doc: dict[str, Any]) -> None:
     if base and base["total_cost"] - doc["total_cost"] > 0.005:
         saved = base["total_cost"] - doc["total_cost"]
         console.print(f"saves ${saved:,.2f} against the best single-region plan ({base['location']})")
-    if any(not t.get("hours_estimated", True) for t in doc["tasks"]):
+    if any(not t.get("hours_given", True) for t in doc["tasks"]):
         console.print("* no hours given: planned as 1 hour (SkyPilot's default estimate)")
 
 

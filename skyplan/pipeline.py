@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from skyplan.errors import SkyplanError
 from skyplan.models import Catalog, Objective, Offering, Placement, Quota, Spec
 
 RUN_STATE_DIR = ".skyplan"
@@ -69,35 +70,57 @@ def _targets_extras(spec: Spec) -> tuple[list[Offering], tuple[Quota, ...], dict
     return offerings, tuple(capacity), enabled
 
 
-_STORAGE_SCHEMES = {"s3": "aws", "gs": "gcp", "az": "azure", "https": "azure", "file": "local"}
+_STORAGE_SCHEMES = {"s3": "aws", "gs": "gcp", "https": "azure", "file": "local"}
 _CLOUDS = ("aws", "gcp", "azure")
 
 
-def storage_warnings(spec: Spec, placement: Placement) -> tuple[str, ...]:
-    """What a reviewer must know about where task data is staged before applying this plan.
+def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
+    """Why this plan, though valid to compile and review, cannot be applied as it stands.
 
-    Instances reach the staging area through their cloud's own identity (IAM role, service
-    account, managed identity); no long-lived key is ever written. So a cloud task can stage
-    data only when the storage is on its own cloud, and a local/ssh-only plan needs none."""
-    used = sorted({tp.candidate.location.cloud for tp in placement.tasks} & set(_CLOUDS))
-    if not used:
+    Compile reports them as warnings (a SkyPilot file must still compile); `skyplan apply`
+    refuses to create anything while any remains (exit 2). Instances reach storage only through
+    their own cloud's identity (IAM role, service account, managed identity) — skyplan never
+    writes a key — so a cloud task needs storage on its own cloud."""
+    cloud_tasks = [tp for tp in placement.tasks if tp.candidate.location.cloud in _CLOUDS]
+    if not cloud_tasks:
         return ()
+    used = sorted({tp.candidate.location.cloud for tp in cloud_tasks})
+    blockers = []
     if not spec.storage:
-        return (
-            f"no `storage:` in the spec: tasks on {', '.join(used)} cannot stage inputs/outputs or report "
-            "their exit status to apply; set `storage:` to a bucket on the cloud that runs them",
+        blockers.append(
+            f"no `storage:` in the spec: tasks on {', '.join(used)} could not stage inputs/outputs or report "
+            "their exit status; set `storage:` to a bucket on the cloud that runs them"
         )
-    scheme = spec.storage.partition("://")[0].lower()
-    storage_cloud = _STORAGE_SCHEMES.get(scheme)
-    foreign = [c for c in used if c != storage_cloud]
-    if not foreign:
-        return ()
-    tasks = sorted(tp.task for tp in placement.tasks if tp.candidate.location.cloud in foreign)
-    return (
-        f"storage {spec.storage} is not on {', '.join(foreign)}: task(s) {', '.join(tasks)} would need "
-        "cross-cloud credentials, which skyplan never writes; give those clouds access (workload identity "
-        "federation) or keep `allowed.clouds` to the storage's cloud",
-    )
+    else:
+        scheme = spec.storage.partition("://")[0].lower()
+        storage_cloud = _STORAGE_SCHEMES.get(scheme)
+        if scheme == "az":
+            blockers.append(
+                f"storage {spec.storage}: write Azure storage as https://<account>.blob.core.windows.net/<container>/…"
+            )
+        elif storage_cloud not in _CLOUDS:
+            blockers.append(f"storage {spec.storage} is not reachable from cloud machines (use s3://, gs:// or Azure blob)")
+        else:
+            foreign = sorted(tp.task for tp in cloud_tasks if tp.candidate.location.cloud != storage_cloud)
+            if foreign:
+                blockers.append(
+                    f"storage {spec.storage} is on {storage_cloud}, but task(s) {', '.join(foreign)} run elsewhere "
+                    "and would need cross-cloud credentials, which skyplan never writes; keep `allowed.clouds` "
+                    "to the storage's cloud"
+                )
+    for tp in cloud_tasks:
+        task = spec.task(tp.task)
+        if task.secrets:
+            blockers.append(
+                f"task {tp.task} needs secrets ({', '.join(task.secrets)}) on {tp.candidate.location.cloud}: "
+                "secrets reach local and ssh tasks only so far; allow only those for it"
+            )
+        if tp.candidate.num_nodes > 1:
+            blockers.append(
+                f"task {tp.task} has {tp.candidate.num_nodes} nodes on {tp.candidate.location.cloud}: multi-node "
+                "tasks get no node-to-node network or node list on clouds yet"
+            )
+    return tuple(blockers)
 
 
 def solve_spec(
@@ -116,7 +139,7 @@ def solve_spec(
 
     With `spec_text`, that text is parsed as if it were the file `spec_path` (which need not
     exist): files the spec names (quotas, pools) still resolve relative to `spec_path`."""
-    from skyplan.candidates import build_candidates, parse_exclusions, quota_limits
+    from skyplan.candidates import SPOT_OVERHEAD, build_candidates, parse_exclusions, quota_limits
     from skyplan.catalog import known_accelerators, load_catalog
     from skyplan.optimizer import single_region_baseline, solve
     from skyplan.planfile import plan_document
@@ -165,7 +188,15 @@ def solve_spec(
     placement = dataclasses.replace(placement, single_region_baseline=baseline)
     step("optimize", t0)
 
-    doc = plan_document(spec, placement, catalog.info)
+    bw = catalog.bandwidth
+    assumptions = {
+        "spot_overhead": SPOT_OVERHEAD,
+        "bandwidth_gbps": {"same_zone": bw.same_zone, "cross_zone": bw.cross_zone,
+                           "inter_region": bw.inter_region, "internet": bw.internet},
+        "default_hours": 1.0,
+    }
+    doc = plan_document(spec, placement, catalog.info, assumptions)
+    doc["apply_blockers"] = sorted(apply_blockers(spec, placement))
     return Solved(spec=spec, catalog=catalog, placement=placement, plan_doc=doc, timings=timings)
 
 
@@ -181,15 +212,20 @@ def compile_plan(
     explain: bool = False,
     progress: Progress | None = None,
     spec_text: str | None = None,
+    replace_live: bool = False,
 ) -> CompileResult:
     """Solve `spec_path` and write the reviewable output directory (DESIGN.md "Output layout").
 
-    `spec_text` replaces reading `spec_path` (see `solve_spec`); `recompile` uses it."""
+    `spec_text` replaces reading `spec_path` (see `solve_spec`); `recompile` uses it. A DIR whose
+    stacks still hold resources, or that a run holds, is refused: rewriting its stacks would orphan
+    those machines. Only the apply loop itself (`replace_live`, under its lock) recompiles a live DIR."""
     from skyplan.planfile import dumps, summary_markdown
     from skyplan.render import render, write_output
 
     spec_path = Path(spec_path)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SkyplanError(f"{out}: exists and is not a directory")
     solved = solve_spec(
         spec_path,
         catalog_dir=catalog_dir,
@@ -203,7 +239,7 @@ def compile_plan(
     )
     t0 = time.perf_counter()
     plan_json = dumps(solved.plan_doc)
-    warnings = (*solved.spec.warnings, *storage_warnings(solved.spec, solved.placement))
+    warnings = (*solved.spec.warnings, *(f"apply will refuse: {b}" for b in solved.plan_doc["apply_blockers"]))
     plan_md = summary_markdown(solved.plan_doc, spec_warnings=warnings)
     files = dict(render(solved.spec, solved.placement, plan_json=plan_json, plan_md=plan_md))
     # The spec and the exclusions travel with the plan so that apply can recompile on failover
@@ -215,7 +251,14 @@ def compile_plan(
     files[EXCLUSIONS_FILE] = (
         json.dumps(sorted(set(solved.placement.excluded_zones)), indent=2) + "\n"
     ).encode()
-    write_output(files, out)
+    if replace_live:
+        write_output(files, out)
+    else:
+        from skyplan.runstate import RunLock
+
+        with RunLock(out, "compile"):
+            _refuse_live_state(out)
+            write_output(files, out)
     timings = dict(solved.timings)
     timings["render"] = time.perf_counter() - t0
     if progress:
@@ -229,6 +272,23 @@ def compile_plan(
         timings=timings,
         warnings=warnings,
     )
+
+
+def _refuse_live_state(out: Path) -> None:
+    from skyplan.models import ALL_TARGETS
+
+    for target in ALL_TARGETS:
+        state = out / target / "terraform.tfstate"
+        try:
+            resources = json.loads(state.read_text()).get("resources") or []
+        except (OSError, ValueError):
+            continue
+        live = [r for r in resources if r.get("instances")]
+        if live:
+            raise SkyplanError(
+                f"{out}: the {target} stack still has {len(live)} resource(s) from a run "
+                f"(terraform state); run `skyplan destroy {out}` first, or compile into another directory"
+            )
 
 
 def spec_origin(out_dir: str | Path) -> Path:
@@ -248,4 +308,4 @@ def recompile(out_dir: str | Path, **options) -> CompileResult:
     """Compile a DIR again from the spec copy it carries (failover: more exclusions, a hint)."""
     out = Path(out_dir)
     text = (out / SPEC_COPY).read_text()
-    return compile_plan(spec_origin(out), out, spec_text=text, **options)
+    return compile_plan(spec_origin(out), out, spec_text=text, replace_live=True, **options)

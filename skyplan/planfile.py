@@ -36,8 +36,12 @@ def exclusions_sha256(exclusions: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(set(exclusions))).encode()).hexdigest()
 
 
-def plan_document(spec: Spec, placement: Placement, catalog: CatalogInfo) -> dict[str, Any]:
-    """Build the plan.json document (a plain dict) for `placement`."""
+def plan_document(spec: Spec, placement: Placement, catalog: CatalogInfo,
+                  assumptions: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build the plan.json document (a plain dict) for `placement`.
+
+    `assumptions` are the model's documented constants (spot overhead, bandwidths) recorded so a
+    reviewer sees what the estimates rest on."""
     tasks = []
     for tp in placement.tasks:
         cand = tp.candidate
@@ -55,7 +59,7 @@ def plan_document(spec: Spec, placement: Placement, catalog: CatalogInfo) -> dic
                 "num_nodes": cand.num_nodes,
                 "spot": cand.spot,
                 "hours": _hours(cand.hours),
-                "hours_estimated": task.hours_given,
+                "hours_given": task.hours_given,
                 "hourly_price": _money(cand.hourly_price),
                 "compute_cost": _money(cand.compute_cost),
                 "egress_cost": _money(tp.egress_cost),
@@ -95,6 +99,7 @@ def plan_document(spec: Spec, placement: Placement, catalog: CatalogInfo) -> dic
             "tight": sorted(placement.tight_constraints),
         },
         "catalog": {"date": catalog.date, "fingerprint": catalog.fingerprint, "source": catalog.source},
+        "assumptions": dict(assumptions or {}),
         "solver": {
             "status": solver.status,
             "objective": _money(solver.objective),
@@ -200,7 +205,7 @@ def placement_rows(doc: Mapping[str, Any]) -> list[list[str]]:
                 t["instance_type"] + (f" ×{t['num_nodes']}" if t["num_nodes"] > 1 else ""),
                 _accel(t),
                 "spot" if t["spot"] else "on-demand",
-                f"{t['hours']:g}" + ("" if t.get("hours_estimated", True) else "*"),
+                f"{t['hours']:g}" + ("" if t.get("hours_given", True) else "*"),
                 _fmt_money(t["compute_cost"]),
                 _fmt_money(t["egress_cost"]),
             ]
@@ -249,7 +254,14 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
     elif base is None:
         out += ["", "No single region can run every task, so there is no single-region plan to compare with."]
     out += ["", "## Placement", "", _md_table(PLACEMENT_HEADERS, placement_rows(doc))]
-    if any(not t.get("hours_estimated", True) for t in doc["tasks"]):
+    overhead = doc.get("assumptions", {}).get("spot_overhead")
+    if overhead and any(t["spot"] for t in doc["tasks"]):
+        out += [
+            "",
+            f"Spot hours include a {overhead:.0%} allowance for preemptions and restarts "
+            "(cost and makespan are computed with it).",
+        ]
+    if any(not t.get("hours_given", True) for t in doc["tasks"]):
         out += [
             "",
             "\\* no `hours` given in the spec: planned as 1 hour (SkyPilot's default estimate). "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from skyplan.errors import ApplyError, SkyplanError
+from skyplan.errors import SkyplanError
 
 EVENTS_FILE = "events.jsonl"
 LOCK_FILE = ".skyplan/lock"
@@ -84,7 +84,8 @@ class RunLock:
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise ApplyError(
+            # Exit 2 (a refusal), not 1: no task failed.
+            raise SkyplanError(
                 f"{self.path.parent.parent}: another skyplan run holds this directory ({holder}); "
                 "wait for it or stop it first"
             ) from None

@@ -250,8 +250,11 @@ def test_a_second_apply_on_the_same_directory_is_refused(tmp_path, local_zones):
                       "tasks:\n  - {name: t, resources: {cpus: 1}, run: 'true'}\n")
     out = compile_dir(spec, tmp_path / "out")
     with RunLock(out):
-        with pytest.raises(ApplyError, match="another skyplan run"):
+        with pytest.raises(SkyplanError, match="another skyplan run") as refused:
             apply_mod.apply(out)
+        assert refused.value.exit_code == 2  # a refusal, not a failed task
+        with pytest.raises(SkyplanError, match="another skyplan run"):
+            compile_dir(spec, out)  # nor may a compile rewrite the stacks under a run
 
 
 SLEEPY = """\

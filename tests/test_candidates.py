@@ -178,7 +178,7 @@ def test_spot_false_true_auto():
     on_demand = build_candidates(spec_of(cpu_task(hours=2.0)), catalog)["t"]
     assert on_demand and not any(c.spot for c in on_demand)
     spot = build_candidates(spec_of(cpu_task(hours=2.0, spot=SpotPolicy.SPOT)), catalog)["t"]
-    assert spot and all(c.spot and c.hours == 2.0 for c in spot)
+    assert spot and all(c.spot and c.hours == pytest.approx(2.0 * (1 + SPOT_OVERHEAD)) for c in spot)
     auto = build_candidates(spec_of(cpu_task(hours=2.0, spot=SpotPolicy.AUTO)), catalog)["t"]
     assert {c.spot for c in auto} == {True, False}
     for c in auto:
@@ -548,9 +548,7 @@ def reference_candidates(spec: Spec, catalog: Catalog) -> dict[str, tuple[tuple[
                 choices = []
                 if option.use_spot in (SpotPolicy.ON_DEMAND, SpotPolicy.AUTO) and o.price is not None:
                     choices.append((False, o.price, hours))
-                if option.use_spot is SpotPolicy.SPOT and o.spot_price is not None:
-                    choices.append((True, o.spot_price, hours))
-                if option.use_spot is SpotPolicy.AUTO and o.spot_price is not None:
+                if option.use_spot in (SpotPolicy.SPOT, SpotPolicy.AUTO) and o.spot_price is not None:
                     choices.append((True, o.spot_price, hours * (1 + SPOT_OVERHEAD)))
                 for spot, price, h in choices:
                     c = Candidate(

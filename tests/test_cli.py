@@ -143,3 +143,36 @@ def test_unknown_command_suggests():
 def test_examples_compile(tmp_path, example):
     res = skyplan("compile", str(EXAMPLES / example), "-o", str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr
+
+
+def test_compile_refuses_a_directory_whose_stacks_still_hold_resources(tmp_path):
+    out = tmp_path / "plan"
+    assert skyplan("compile", str(EXAMPLES / "quickstart.yaml"), "-o", str(out)).returncode == 0
+    state = {"version": 4, "resources": [{"mode": "managed", "type": "terraform_data", "name": "node",
+                                          "instances": [{"attributes": {"id": "x"}}]}]}
+    (out / "local" / "terraform.tfstate").write_text(json.dumps(state))
+    res = skyplan("compile", str(EXAMPLES / "quickstart.yaml"), "-o", str(out))
+    assert res.returncode == 2
+    assert "skyplan destroy" in res.stderr and "1 resource" in res.stderr
+    assert (out / "local" / "main.tf").is_file()  # nothing was rewritten
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    res = skyplan("compile", str(EXAMPLES / "quickstart.yaml"), "-o", str(tmp_path / "afile" / "sub"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+
+
+def test_apply_refuses_a_cloud_plan_whose_tasks_could_not_report(tmp_path):
+    spec = _write(tmp_path, "aws.yaml", "name: nostore\nallowed: {clouds: [aws]}\ntasks:\n  - name: t\n"
+                  "    resources: {cpus: 2+}\n    secrets: [HF_TOKEN]\n    run: echo hi\n")
+    out = tmp_path / "plan"
+    res = skyplan("compile", str(spec), "-o", str(out))
+    assert res.returncode == 0 and "apply will refuse" in res.stderr
+    doc = json.loads((out / "plan.json").read_text())
+    assert any("no `storage:`" in b for b in doc["apply_blockers"])
+    assert any("secrets" in b for b in doc["apply_blockers"])
+    res = skyplan("apply", str(out), "--auto-approve")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "cannot be applied" in res.stderr and "no `storage:`" in res.stderr
+    assert not (out / "aws" / "terraform.tfstate").exists() and not (out / "aws" / ".terraform").exists()

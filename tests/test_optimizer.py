@@ -393,3 +393,19 @@ def test_time_limited_solve_still_returns_a_plan():
     plan = solve(inst.spec, inst.candidates, CATALOG, time_limit_s=0.001)
     assert len(plan.tasks) == len(inst.spec.tasks)
     assert plan.solver.status in ("OPTIMAL", "FEASIBLE")
+
+
+def test_replan_frees_kept_tasks_when_keeping_them_is_infeasible():
+    pool = Location("ssh", "on-prem", "host1")
+    spec = make_spec("g", {"a": (), "b": ()}, {}, deadline=2.0)
+    q = (("pool-host1", 8.0),)
+    cands = {
+        "a": [make_candidate("a", pool, hourly=0, hours=2, quota=q), make_candidate("a", AWS_A, hourly=3, hours=2)],
+        "b": [make_candidate("b", AWS_B, hourly=1, hours=2), make_candidate("b", pool, hourly=0, hours=2, quota=q)],
+    }
+    limits = {"pool-host1": 8.0}
+    before = solve(spec, cands, CATALOG, limits=limits)
+    assert before.task("a").candidate.location == pool
+    after = solve(spec, {"a": cands["a"], "b": cands["b"][1:]}, CATALOG, limits=limits, hint=before)
+    assert after.task("b").candidate.location == pool
+    assert after.task("a").candidate.location == AWS_A

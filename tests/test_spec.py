@@ -294,19 +294,27 @@ def test_envs_keep_the_spelling_written_in_yaml():
     assert [name for name, _ in task.envs] == sorted(dict(task.envs))
 
 
-def test_secret_values_are_dropped_with_a_warning():
+def test_secret_values_are_refused_because_the_spec_is_copied_into_the_plan():
     spec = load("""\
         name: x
         tasks:
           - name: a
             secrets:
               HF_TOKEN: null
-              WANDB_API_KEY: abc123
         """)
-    assert spec.tasks[0].secrets == ("HF_TOKEN", "WANDB_API_KEY")
-    (warning,) = spec.warnings
-    assert "spec.yaml:6" in warning and "WANDB_API_KEY" in warning
-    assert "abc123" not in warning
+    assert spec.tasks[0].secrets == ("HF_TOKEN",)
+    with pytest.raises(SpecError) as err:
+        load("""\
+            name: x
+            tasks:
+              - name: a
+                secrets:
+                  HF_TOKEN: null
+                  WANDB_API_KEY: abc123
+            """)
+    assert "spec.yaml:6" in str(err.value) and "WANDB_API_KEY: null" in str(err.value)
+    assert "abc123" not in str(err.value)
+    assert err.value.exit_code == 2
 
 
 def test_secrets_as_a_list_of_names():

@@ -336,8 +336,7 @@ class PlacementModel:
         return sum(max(p) for p in self.prob.pref)
 
     def hint(self, choice: Sequence[int | None], start: Sequence[int] | None = None) -> None:
-        """Hint a plan. With every task's candidate given, the hint is completed to every
-        auxiliary Boolean, so CP-SAT starts from this plan as a feasible solution."""
+        """Hint a plan: its candidate Booleans, and for time models every auxiliary variable too."""
         self.model.clear_hints()
         value: dict[int, int] = {}
         for i, j in enumerate(choice):
@@ -346,7 +345,11 @@ class PlacementModel:
             for jj, v in enumerate(self.x[i]):
                 value[v.index] = int(jj == j)
                 self.model.add_hint(v, jj == j)
-        if all(j is not None for j in choice):
+        # Completing the hint to the auxiliary Booleans helps time models find a first schedule,
+        # but on placement-only models it stalled the LP search (chain-1000: optimal in 10 s with
+        # candidate-only hints, stuck at the hint with complete ones); solve() keeps the hinted
+        # plan as a fallback anyway.
+        if self.with_time and all(j is not None for j in choice):
             for var, pos, neg in self._derived:
                 if var.index in value:
                     continue

@@ -89,6 +89,21 @@ def solve(
     built_s = time.perf_counter() - started - pruned_s
     fallback = start_choice if _feasible_start(sub, start_choice, start_times) else None
     outcome = _optimise(model, objective, time_limit_s, workers, seed, fallback)
+    if outcome is None and n_fixed:
+        # Keeping tasks in place made it infeasible: re-plan everything (hint-free).
+        return solve(
+            spec,
+            candidates,
+            catalog,
+            objective=objective,
+            limits=limits,
+            excluded_zones=excluded_zones,
+            pareto=pareto,
+            explain=explain,
+            time_limit_s=time_limit_s,
+            workers=workers,
+            seed=seed,
+        )
     if outcome is None:
         raise _explain_infeasible(spec, sub, with_time, time_limit_s, seed)
     result = outcome.result
@@ -231,9 +246,10 @@ def _keep_unaffected(prob: Problem, hint: Placement | None) -> tuple[Problem, in
     previous = {tp.task: tp.candidate for tp in hint.tasks}
     index = [{c: j for j, c in enumerate(cs)} for cs in prob.cands]
     kept = [index[i].get(previous.get(name)) for i, name in enumerate(prob.task_names)]  # type: ignore[arg-type]
-    free = {i for i, j in enumerate(kept) if j is None}
+    affected = {i for i, j in enumerate(kept) if j is None}
+    free = set(affected)
     for e in prob.edges:
-        if e.src in free or e.dst in free:
+        if e.src in affected or e.dst in affected:
             free.update((e.src, e.dst))
     if len(free) == prob.n:
         return prob, 0

@@ -180,10 +180,12 @@ def _secrets(node: Node) -> tuple[str, ...]:
         for key, value in node.entries(what):
             named.append((key, key.yaml.value))
             if not value.is_null:
-                node.source.warnings.append(
-                    f"{value.pos()}: the value written for secret `{key.yaml.value}` was dropped; "
-                    f"skyplan reads secrets from the environment at apply time, so export "
-                    f"{key.yaml.value} there and remove the value from the file"
+                # Refused, not dropped: the spec is copied into the plan directory that users
+                # commit, so a value written here would end up in a repository.
+                value.fail(
+                    f"a value is written for secret `{key.yaml.value}`; skyplan copies the spec into the "
+                    f"plan directory (which you commit), so write `{key.yaml.value}: null` and export "
+                    f"{key.yaml.value} where `skyplan apply` runs"
                 )
     for item, name in named:
         if not _ENV_NAME.fullmatch(name):
