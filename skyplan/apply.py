@@ -41,6 +41,22 @@ EXIT_INTERRUPTED = 130
 _STATUS_SDKS = {"aws": ("boto3", "aws"), "gcp": ("google.cloud.storage", "gcp"),
                 "azure": ("azure.storage.blob", "azure")}
 CLOUD_TARGETS = ("aws", "gcp", "azure")
+_WATCHDOG_FACTOR = 3.0  # a polled task is given up after this many times its planned hours…
+_WATCHDOG_GRACE_H = 1.0  # …plus this much for booting, image pulls and setup
+
+
+def _watchdog_seconds(planned_hours: float) -> float:
+    """How long a polled (cloud) task may run without writing its status before it is failed.
+
+    `SKYPLAN_TASK_TIMEOUT_S` overrides it (tests, or users who know their tasks overrun)."""
+    import os
+
+    override = os.environ.get("SKYPLAN_TASK_TIMEOUT_S")
+    if override:
+        return float(override)
+    return (_WATCHDOG_FACTOR * planned_hours + _WATCHDOG_GRACE_H) * 3600.0
+
+
 _POLL_S = 5.0  # status polling of tasks whose apply returns before they finish (cloud VMs)
 _LOG_TAIL_LINES = 20
 
@@ -528,6 +544,21 @@ class _Run:
             st = stack.target.task_status(stack.storage, _slug(n))
             if st is not None:
                 self._task_done(stack, n, st)
+                continue
+            # A VM that was preempted, hangs, or cannot reach storage never writes status.json;
+            # without a limit the loop would wait (and the machine bill) forever.
+            planned_h = float(self.tasks[n].get("hours") or 1.0)
+            limit_s = _watchdog_seconds(planned_h)
+            waited = time.time() - self.running[n]
+            if waited > limit_s:
+                self.running.pop(n, None)
+                detail = (f"no status.json after {waited / 3600:.1f} h ({_WATCHDOG_FACTOR:g}× the planned "
+                          f"{planned_h:g} h + {_WATCHDOG_GRACE_H:g} h to boot): the machine was preempted, hangs, "
+                          "or cannot write to storage")
+                self.log.emit("task_failed", task=n, attempt=self.attempt, cloud=self.tasks[n]["cloud"],
+                              zone=self.tasks[n].get("zone"), exit_code=None, reason="watchdog",
+                              elapsed_s=round(waited, 3), log_tail=detail)
+                raise _TaskFailed(n, None, detail)
 
     def _task_done(self, stack: _Stack, task: str, st: dict) -> None:
         started = self.running.pop(task, time.time())

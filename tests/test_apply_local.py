@@ -531,3 +531,20 @@ def test_missing_workdir_fails_before_anything_is_created(tmp_path, local_zones)
     with pytest.raises(SkyplanError, match="nope"):
         apply_mod.apply(out, max_attempts=1)
     assert not (out / "local" / "terraform.tfstate").exists()
+
+
+def test_a_polled_task_that_never_reports_is_failed_by_the_watchdog(tmp_path, local_zones, monkeypatch):
+    """The cloud path when a VM is preempted or cannot reach storage: no status.json ever."""
+    from skyplan.targets.local import LocalTarget
+
+    monkeypatch.setattr(LocalTarget, "apply_waits_for_tasks", False)
+    monkeypatch.setattr(LocalTarget, "task_status", lambda self, storage, slug: None)
+    monkeypatch.setenv("SKYPLAN_TASK_TIMEOUT_S", "1")
+    spec = write_spec(tmp_path / "s.yaml", "name: s\nallowed: {clouds: [local]}\n"
+                      "tasks:\n  - {name: t, resources: {cpus: 1}, run: 'true', hours: 0.01}\n")
+    out = compile_dir(spec, tmp_path / "out")
+    with pytest.raises(ApplyError, match="no status.json after"):
+        apply_mod.apply(out, max_attempts=1)
+    failed = events(out, "task_failed")
+    assert failed and failed[-1]["reason"] == "watchdog"
+    assert_no_state(out)
