@@ -234,7 +234,8 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
     total = doc["total_cost"]
     compute = sum(t["compute_cost"] for t in doc["tasks"])
     egress = sum(t["egress_cost"] for t in doc["tasks"])
-    out = [f"# Plan: {doc['name']}", ""]
+    title = " ".join(str(doc["name"]).split())  # a name with newlines must not break the heading
+    out = [f"# Plan: {title}", ""]
     out.append(
         f"**Total {_fmt_money(total)}** (compute {_fmt_money(compute)}, egress {_fmt_money(egress)}) · "
         f"estimated makespan **{doc['makespan_hours']:g} h** · objective `{doc['objective']}` · "
