@@ -254,6 +254,9 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
             out += ["", f"The best single-region plan ({base['location']}) costs the same: {_fmt_money(base['total_cost'])}."]
     elif base is None:
         out += ["", "No single region can run every task, so there is no single-region plan to compare with."]
+    if spec_warnings:
+        out += ["", "## Before you apply", ""]
+        out += [f"- {' '.join(str(w).split())}" for w in spec_warnings]
     out += ["", "## Placement", "", _md_table(PLACEMENT_HEADERS, placement_rows(doc))]
     overhead = doc.get("assumptions", {}).get("spot_overhead")
     if overhead and any(t["spot"] for t in doc["tasks"]):
@@ -317,8 +320,6 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
         f"{solver['variables']} variables, {solver['constraints']} constraints, candidates "
         f"{solver['candidates_before_pruning']} → {solver['candidates_after_pruning']} after pruning",
     ]
-    for w in spec_warnings:
-        out.append(f"- warning: {w}")
     return "\n".join(out) + "\n"
 
 
