@@ -134,6 +134,7 @@ def solve_spec(
     explain: bool = False,
     progress: Progress | None = None,
     spec_text: str | None = None,
+    previous_plan: dict | None = None,
 ) -> Solved:
     """Parse, load, prune and solve; return the placement and its plan document (no I/O beyond reads).
 
@@ -172,6 +173,8 @@ def solve_spec(
     limits = quota_limits(spec, catalog, extra_offerings)
     step("candidates", t0)
 
+    if hint is None and previous_plan is not None:
+        hint = _hint_from_plan(previous_plan, spec, candidates)
     t0 = time.perf_counter()
     placement = solve(
         spec,
@@ -213,6 +216,7 @@ def compile_plan(
     progress: Progress | None = None,
     spec_text: str | None = None,
     replace_live: bool = False,
+    previous_plan: dict | None = None,
 ) -> CompileResult:
     """Solve `spec_path` and write the reviewable output directory (DESIGN.md "Output layout").
 
@@ -236,6 +240,7 @@ def compile_plan(
         explain=explain,
         progress=progress,
         spec_text=spec_text,
+        previous_plan=previous_plan,
     )
     t0 = time.perf_counter()
     plan_json = dumps(solved.plan_doc)
@@ -274,6 +279,27 @@ def compile_plan(
     )
 
 
+def _hint_from_plan(doc: dict, spec: Spec, candidates) -> Placement | None:
+    """A warm start rebuilt from a plan.json: each task's candidate at the same location,
+    instance type and spot flag, where it still exists. Lets the first failover of a DIR that
+    was compiled by an earlier process keep unaffected tasks in place, like later ones do."""
+    from skyplan.models import SolverStats, TaskPlacement
+
+    placed = []
+    for task in doc.get("tasks", []):
+        key = (task["cloud"], task["region"], task.get("zone"), task["instance_type"], task["spot"])
+        for cand in candidates.get(task["name"], ()):
+            loc = cand.location
+            if (loc.cloud, loc.region, loc.zone, cand.offering.instance_type, cand.spot) == key:
+                placed.append(TaskPlacement(task["name"], cand, 0.0, 0.0, 0.0))
+                break
+    if not placed:
+        return None
+    return Placement(name=spec.name, objective=spec.objective, tasks=tuple(placed), total_cost=0.0,
+                     makespan_hours=0.0, excluded_zones=(), solver=SolverStats(status="HINT", objective=0.0,
+                                                                                wall_s=0.0))
+
+
 def _refuse_live_state(out: Path) -> None:
     from skyplan.models import ALL_TARGETS
 
@@ -306,6 +332,10 @@ def spec_origin(out_dir: str | Path) -> Path:
 
 def recompile(out_dir: str | Path, **options) -> CompileResult:
     """Compile a DIR again from the spec copy it carries (failover: more exclusions, a hint)."""
+    from skyplan.planfile import read_plan
+
     out = Path(out_dir)
     text = (out / SPEC_COPY).read_text()
+    if options.get("hint") is None:
+        options["previous_plan"] = read_plan(out)
     return compile_plan(spec_origin(out), out, spec_text=text, replace_live=True, **options)
