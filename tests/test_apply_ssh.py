@@ -159,3 +159,23 @@ def test_secrets_reach_the_task_without_landing_in_any_file(tmp_path, ssh_env, m
         if path.is_file():
             assert b"s3cr3t" not in path.read_bytes(), path
     assert_no_state(out)
+
+
+@pytest.mark.slow
+def test_workdir_reaches_a_pool_host(tmp_path, ssh_env):
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "prog.sh").write_text('echo "ran $(basename "$PWD")"\n')
+    spec = project / "spec.yaml"
+    lines = [
+        "name: wdssh", "allowed: {clouds: [ssh]}", "pools:", "  - name: lab",
+        f"    user: {ssh_env.user}", f"    key: {ssh_env.client_key}", "    hosts:",
+        f"      - {json.dumps(_box(ssh_env))}",
+        "tasks:", "  - name: job", "    workdir: ./src", "    resources: {cpus: 1}",
+        '    run: bash prog.sh > "$SKYPLAN_OUTPUT_DIR/out.txt"',
+    ]
+    spec.write_text("\n".join(lines) + "\n")
+    out = compile_dir(spec, tmp_path / "out")
+    assert apply_mod.apply(out).ok
+    assert (out / ".skyplan-storage" / "wdssh" / "job" / "outputs" / "out.txt").read_text() == "ran workdir\n"
+    assert_no_state(out)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Moves task data between the run's storage on this machine and a pool host, with scp through
 # the run's ssh-agent and the pinned host key (never trust-on-first-use).
-#   push: the task's secrets (values from this environment) and upstream tasks' status.json and
-#         outputs/ → host
+#   push: the task's secrets (values from this environment), its staged workdir/ and mounts/,
+#         and upstream tasks' status.json and outputs/ → host
 #   pull: this task's status.json, log-tail.txt and outputs/ → local storage
 set -euo pipefail
 local_storage="${SKYPLAN_STORAGE#file://}"
@@ -24,6 +24,22 @@ case "$1" in
         fi
       done
       scp -p "${opts[@]}" "$secrets" "$SKYPLAN_REMOTE:$SKYPLAN_REMOTE_DIR/$SKYPLAN_SLUG/secrets.env"
+    fi
+    # The task's workdir and local file_mounts, staged by `skyplan apply` into local storage.
+    staged_parts=()
+    for part in workdir mounts; do
+      if [ -d "$local_storage/$SKYPLAN_SLUG/$part" ]; then
+        staged_parts+=("$part")
+      fi
+    done
+    if [ ${#staged_parts[@]} -gt 0 ]; then
+      staged="$(mktemp -d)"
+      trap 'rm -rf "$staged" "${secrets:-}"' EXIT
+      mkdir "$staged/$SKYPLAN_SLUG"
+      for part in "${staged_parts[@]}"; do
+        cp -a "$local_storage/$SKYPLAN_SLUG/$part" "$staged/$SKYPLAN_SLUG/"
+      done
+      scp -r "${opts[@]}" "$staged/$SKYPLAN_SLUG" "$SKYPLAN_REMOTE:$remote_storage/"
     fi
     for up in $SKYPLAN_UPSTREAM; do
       if [ -d "$local_storage/$up" ]; then
