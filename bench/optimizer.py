@@ -51,9 +51,7 @@ def _task(rng: random.Random, name: str, deps: tuple[str, ...], gpu_share: float
     spot = rng.choice([SpotPolicy.ON_DEMAND, SpotPolicy.AUTO])
     if rng.random() < gpu_share:
         accels, hours = rng.choice(GPU_SHAPES)
-        options = tuple(
-            ResourceOption(accelerator=AcceleratorDemand(a, c), use_spot=spot) for a, c in accels
-        )
+        options = tuple(ResourceOption(accelerator=AcceleratorDemand(a, c), use_spot=spot) for a, c in accels)
         return Task(
             name=name,
             options=options,
@@ -99,7 +97,9 @@ def make_spec(shape: str, n: int, seed: int, *, gpu_share: float = 0.3, **extra)
         deps = [()] * len(layers[0])
         for prev, layer in zip(layers, layers[1:], strict=False):
             for _ in layer:
-                deps.append(tuple(names[j] for j in sorted(rng.sample(prev, min(len(prev), rng.randint(1, 3))))))
+                deps.append(
+                    tuple(names[j] for j in sorted(rng.sample(prev, min(len(prev), rng.randint(1, 3)))))
+                )
     else:
         raise ValueError(shape)
     tasks = tuple(_task(rng, names[i], deps[i], gpu_share) for i in range(n))
@@ -146,7 +146,9 @@ def run_case(name: str) -> dict:
     candidates_s = time.perf_counter() - t0
     candidates_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     limit_s = 60.0 if n >= 5000 else 10.0
-    plan = solve(spec, candidates, catalog, limits=limits, pareto=bool(opts.get("pareto")), time_limit_s=limit_s)
+    plan = solve(
+        spec, candidates, catalog, limits=limits, pareto=bool(opts.get("pareto")), time_limit_s=limit_s
+    )
     row = {
         "case": name,
         "tasks": n,
@@ -237,7 +239,9 @@ def main() -> None:
             [sys.executable, __file__, "--case", name], capture_output=True, text=True, check=False
         )
         if proc.returncode != 0:
-            print(f"| {name} | failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode} |")
+            print(
+                f"| {name} | failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode} |"
+            )
             continue
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append(row)

@@ -142,7 +142,7 @@ def solve_spec(
     exist): files the spec names (quotas, pools) still resolve relative to `spec_path`."""
     from skyplan.candidates import SPOT_OVERHEAD, build_candidates, parse_exclusions, quota_limits
     from skyplan.catalog import known_accelerators, load_catalog
-    from skyplan.optimizer import single_region_baseline, solve
+    from skyplan.optimizer import solve
     from skyplan.planfile import plan_document
     from skyplan.spec import load_spec
 
@@ -187,8 +187,6 @@ def solve_spec(
         pareto=pareto,
         explain=explain,
     )
-    baseline = single_region_baseline(spec, candidates, catalog)
-    placement = dataclasses.replace(placement, single_region_baseline=baseline)
     step("optimize", t0)
 
     bw = catalog.bandwidth

@@ -400,8 +400,14 @@ def test_replan_frees_kept_tasks_when_keeping_them_is_infeasible():
     spec = make_spec("g", {"a": (), "b": ()}, {}, deadline=2.0)
     q = (("pool-host1", 8.0),)
     cands = {
-        "a": [make_candidate("a", pool, hourly=0, hours=2, quota=q), make_candidate("a", AWS_A, hourly=3, hours=2)],
-        "b": [make_candidate("b", AWS_B, hourly=1, hours=2), make_candidate("b", pool, hourly=0, hours=2, quota=q)],
+        "a": [
+            make_candidate("a", pool, hourly=0, hours=2, quota=q),
+            make_candidate("a", AWS_A, hourly=3, hours=2),
+        ],
+        "b": [
+            make_candidate("b", AWS_B, hourly=1, hours=2),
+            make_candidate("b", pool, hourly=0, hours=2, quota=q),
+        ],
     }
     limits = {"pool-host1": 8.0}
     before = solve(spec, cands, CATALOG, limits=limits)

@@ -467,22 +467,41 @@ def _runners_up(
     spec: Spec, prob: Problem, catalog: Catalog, assignment: Mapping[str, Candidate], objective: Objective
 ) -> tuple[RunnerUp, ...]:
     """Per task, the best other candidate with every other task kept where it is (evaluated, not
-    re-solved): the plan's total cost and makespan if that task alone moved there."""
+    re-solved): the plan's total cost and makespan if that task alone moved there. Every
+    alternative's cost change is computed locally from the task's edges; the three cheapest and
+    the three fastest are then evaluated in full and the best by the objective is kept."""
+    base_cost, _ = evaluate(spec, assignment, catalog)
+    outputs = {t.name: t.outputs_gb for t in spec.tasks}
+    successors: dict[str, list[str]] = {t.name: [] for t in spec.tasks}
+    for u, v in spec.edges:
+        successors[u].append(v)
     out = []
     for i, name in enumerate(prob.task_names):
         chosen = assignment[name]
+        preds = spec.task(name).depends_on
+
+        def local_cost(c: Candidate, name: str = name, preds=preds) -> float:
+            total = c.cost
+            for u in preds:
+                total += outputs[u] * catalog.egress_per_gb(assignment[u].location, c.location)
+            for v in successors[name]:
+                total += outputs[name] * catalog.egress_per_gb(c.location, assignment[v].location)
+            return total
+
+        others = [c for c in prob.cands[i] if c != chosen]
+        if not others:
+            continue
+        here = local_cost(chosen)
+        shortlist = sorted(others, key=local_cost)[:3] + sorted(others, key=lambda c: c.hours)[:3]
         best: tuple[tuple[float, float], Candidate, float, float] | None = None
-        for c in prob.cands[i]:
-            if c == chosen:
-                continue
-            trial = dict(assignment)
-            trial[name] = c
-            cost, span = evaluate(spec, trial, catalog)
+        for c in dict.fromkeys(shortlist):
+            _, span = evaluate(spec, {**assignment, name: c}, catalog)
+            cost = base_cost + local_cost(c) - here
             key = (span, cost) if objective is Objective.TIME else (cost, span)
             if best is None or key < best[0]:
                 best = (key, c, cost, span)
-        if best is not None:
-            out.append(RunnerUp(task=name, candidate=best[1], total_cost=best[2], makespan_hours=best[3]))
+        assert best is not None
+        out.append(RunnerUp(task=name, candidate=best[1], total_cost=best[2], makespan_hours=best[3]))
     return tuple(out)
 
 
