@@ -17,13 +17,14 @@ def evaluate(spec: Spec, assignment: Mapping[str, Candidate], catalog: Catalog) 
     """
     cost = 0.0
     end: dict[str, float] = {}
+    outputs = _outputs(spec)
     for task in spec.tasks:  # topological order
         cand = assignment[task.name]
         cost += cand.cost
         start = 0.0
         for dep in task.depends_on:
             src = assignment[dep].location
-            gb = spec.task(dep).outputs_gb
+            gb = outputs[dep]
             cost += gb * catalog.egress_per_gb(src, cand.location)
             start = max(start, end[dep] + catalog.transfer_hours(gb, src, cand.location))
         end[task.name] = start + cand.hours
@@ -45,12 +46,13 @@ def earliest_schedule(
 ) -> dict[str, tuple[float, float]]:
     """Task → (start, end) hours of the earliest-start schedule `evaluate` measures."""
     times: dict[str, tuple[float, float]] = {}
+    outputs = _outputs(spec)
     for task in spec.tasks:
         cand = assignment[task.name]
         start = 0.0
         for dep in task.depends_on:
             src = assignment[dep].location
-            hours = catalog.transfer_hours(spec.task(dep).outputs_gb, src, cand.location)
+            hours = catalog.transfer_hours(outputs[dep], src, cand.location)
             start = max(start, times[dep][1] + hours)
         times[task.name] = (start, start + cand.hours)
     return times
@@ -85,6 +87,11 @@ def single_region_baseline(
         if best is None or cost < best[1] - 1e-12:
             best = (f"{cloud}:{region}", cost)
     return best
+
+
+def _outputs(spec: Spec) -> dict[str, float]:
+    """Task name → outputs_gb (`Spec.task` is a linear scan: O(n) per lookup)."""
+    return {t.name: t.outputs_gb for t in spec.tasks}
 
 
 def _cheapest(c: Candidate) -> tuple[float, int, float]:

@@ -18,7 +18,7 @@ from skyplan.models import (
     Spec,
     TaskPlacement,
 )
-from skyplan.optimizer.evaluate import earliest_schedule, evaluate, incoming_egress, single_region_baseline
+from skyplan.optimizer.evaluate import earliest_schedule, evaluate, single_region_baseline
 from skyplan.optimizer.heuristic import anchored_choice, improve, plan_cost
 from skyplan.optimizer.model import DETERMINISTIC_PER_WALL_S, PlacementModel, SolveResult
 from skyplan.optimizer.problem import (
@@ -122,11 +122,12 @@ def solve(
         makespan = max(e for _, e in times.values())
     else:
         times = earliest_schedule(spec, assignment, catalog)
+    outputs = {t.name: t.outputs_gb for t in spec.tasks}
     tasks = tuple(
         TaskPlacement(
             task=t.name,
             candidate=assignment[t.name],
-            egress_cost=incoming_egress(spec, assignment, catalog, t.name),
+            egress_cost=_incoming_egress(t, assignment, catalog, outputs),
             start_hours=times[t.name][0],
             end_hours=times[t.name][1],
         )
@@ -169,6 +170,15 @@ def solve(
         single_region_baseline=single_region_baseline(spec, candidates, catalog),
         extras={"prune_s": round(pruned_s, 3), "build_s": round(built_s, 3), "kept_in_place": n_fixed},
     )
+
+
+def _incoming_egress(task, assignment: Mapping[str, Candidate], catalog: Catalog, outputs) -> float:
+    """`evaluate.incoming_egress` with the outputs looked up in a dict (same arithmetic)."""
+    cand = assignment[task.name]
+    total = cand.input_egress_cost
+    for dep in task.depends_on:
+        total += outputs[dep] * catalog.egress_per_gb(assignment[dep].location, cand.location)
+    return total
 
 
 # --- optimisation ------------------------------------------------------------------------------
@@ -472,13 +482,14 @@ def _runners_up(
     the three fastest are then evaluated in full and the best by the objective is kept."""
     base_cost, _ = evaluate(spec, assignment, catalog)
     outputs = {t.name: t.outputs_gb for t in spec.tasks}
+    by_name = {t.name: t for t in spec.tasks}
     successors: dict[str, list[str]] = {t.name: [] for t in spec.tasks}
     for u, v in spec.edges:
         successors[u].append(v)
     out = []
     for i, name in enumerate(prob.task_names):
         chosen = assignment[name]
-        preds = spec.task(name).depends_on
+        preds = by_name[name].depends_on
 
         def local_cost(c: Candidate, name: str = name, preds=preds) -> float:
             total = c.cost

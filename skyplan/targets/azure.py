@@ -9,7 +9,6 @@ from skyplan.targets.base import ProviderPin, StackContext
 from skyplan.targets.cloud import (
     CloudTarget,
     ErrorRule,
-    aligned,
     hcl_list,
     machine_name,
     node_facts,
@@ -17,6 +16,7 @@ from skyplan.targets.cloud import (
     region_alias,
     rule,
 )
+from skyplan.targets.templating import aligned
 
 # Marketplace images (publisher, offer, sku). GPU: Microsoft's Ubuntu-HPC 22.04 image, which ships
 # the NVIDIA driver, CUDA and InfiniBand drivers ("Azure HPC VM images", Azure docs); CPU:

@@ -8,12 +8,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import jinja2
 import yaml
 
 from skyplan.errors import RenderError
 from skyplan.models import FailureScope, Offering, ResourceOption, Task
 from skyplan.targets.base import Failure, StackContext, StackTask, Target
+from skyplan.targets.templating import render_templates
 
 # User data. Each task's `cloud-init/<task-slug>.yaml` is written once per task, but two values in
 # it are only known when Terraform runs, so the file carries two placeholder words that the node
@@ -98,21 +98,8 @@ def classify(rules: tuple[ErrorRule, ...], message: str) -> Failure | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Templates
+# Templates (rendering lives in skyplan.targets.templating)
 # ---------------------------------------------------------------------------------------------
-
-
-def aligned(pairs: list[tuple[str, str]], indent: int) -> str:
-    """`key = value` lines with the `=` aligned the way `terraform fmt` aligns them.
-
-    Keys and values must already be HCL (e.g. `hcl_string` output). fmt pads every key of a run
-    of single-line attributes to the longest one, counting characters (runes), as here.
-    """
-    if not pairs:
-        return ""
-    width = max(len(k) for k, _ in pairs)
-    pad = " " * indent
-    return "\n".join(f"{pad}{k.ljust(width)} = {v}" for k, v in pairs)
 
 
 def hcl_list(values: list[str]) -> str:
@@ -120,28 +107,6 @@ def hcl_list(values: list[str]) -> str:
     from skyplan.hcl import hcl_string
 
     return "[" + ", ".join(hcl_string(v) for v in values) + "]"
-
-
-def render_templates(target: str, **values: Any) -> dict[str, str]:
-    """Render every `templates/<target>/*.tf.j2`; keys are the `.tf` file names."""
-    from skyplan.assets import templates_dir
-    from skyplan.hcl import jinja_filters
-
-    folder = templates_dir() / target
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters.update(jinja_filters())
-    env.filters["aligned"] = aligned
-    return {
-        path.name[: -len(".j2")]: env.get_template(path.name).render(**values)
-        for path in sorted(folder.glob("*.tf.j2"))
-    }
 
 
 # ---------------------------------------------------------------------------------------------

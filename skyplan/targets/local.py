@@ -35,6 +35,7 @@ import yaml
 from skyplan.errors import SkyplanError
 from skyplan.models import FailureScope, Location, Offering, Quota, Spec
 from skyplan.targets.base import Failure, StackContext, Target
+from skyplan.targets.templating import render_templates
 
 _NO_SLOT = re.compile(r"skyplan-local: zone (\S+) has no free slot")
 
@@ -212,29 +213,6 @@ class LocalTarget(Target):
         Terraform does not run destroy provisioners for tainted (interrupted) nodes and knows
         nothing of a run killed with SIGKILL, so apply and destroy call this after Terraform."""
         return reap_work_dirs(Path(run_dir) / ".skyplan" / "work")
-
-
-def render_templates(target: str, **values: object) -> dict[str, str]:
-    """Render every `templates/<target>/*.tf.j2` with the HCL filters; keys are the `.tf` names."""
-    import jinja2
-
-    from skyplan.assets import templates_dir
-    from skyplan.hcl import jinja_filters
-
-    folder = templates_dir() / target
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters.update(jinja_filters())
-    return {
-        path.name[: -len(".j2")]: env.get_template(path.name).render(**values)
-        for path in sorted(folder.glob("*.tf.j2"))
-    }
 
 
 def _group_alive(pgid: int) -> bool:

@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 from skyplan.errors import RenderError, SkyplanError
 from skyplan.models import FailureScope, Location, Offering, Pool, Quota, Spec
 from skyplan.targets.base import Failure, StackContext, Target
-from skyplan.targets.local import render_templates
+from skyplan.targets.templating import render_templates
 
 HOSTS_FILE = "hosts.json"
 PINNED_FILE = ".skyplan/ssh_known_hosts"  # the pools' host keys only, for scp/ssh of this run
