@@ -424,7 +424,8 @@ class _Run:
             self._poll_running()
             ready = [n for n, t in self.tasks.items()
                      if n not in self.done and n not in self.running
-                     and all(d in self.done for d in t.get("depends_on", ()))]
+                     and all(d in self.done for d in t.get("depends_on", ()))
+                     and self._capacity_allows(n)]
             if not ready and not self.running:
                 if len(self.done & set(self.tasks)) < len(self.tasks):
                     missing = sorted(set(self.tasks) - self.done)
@@ -456,6 +457,21 @@ class _Run:
                 raise _Placement(failures)
             if broken:
                 raise _Broken("\n".join(broken))
+
+    def _capacity_allows(self, task: str) -> bool:
+        """Whether starting `task` now keeps quotas and zone/host capacity as the plan kept them.
+
+        The optimizer's schedule fits every limit at every instant, but tasks finish earlier or
+        later than planned. Rule: start a task only once every task planned to END by its planned
+        START has finished. Then any two tasks running together have overlapping planned intervals,
+        and intervals that overlap pairwise share a common instant (Helly), at which the plan ran
+        them all at once within the limits. Plans without limits start tasks as soon as their
+        inputs are ready."""
+        if not self.doc.get("constraints", {}).get("quotas"):
+            return True
+        start = float(self.tasks[task].get("start_hours", 0.0))
+        return all(other in self.done for other, t in self.tasks.items()
+                   if other != task and float(t.get("end_hours", 0.0)) <= start + 1e-9)
 
     def _apply_stacks(self, desired: dict[str, set[str]], ready: list[str]
                       ) -> dict[str, tuple[RunResult, list[str]]]:

@@ -548,3 +548,25 @@ def test_a_polled_task_that_never_reports_is_failed_by_the_watchdog(tmp_path, lo
     failed = events(out, "task_failed")
     assert failed and failed[-1]["reason"] == "watchdog"
     assert_no_state(out)
+
+
+def test_tasks_that_do_not_fit_together_run_in_the_planned_order(tmp_path, local_zones):
+    """Two 2-CPU tasks on a 2-CPU zone: the plan serializes them and apply must keep to it (starting
+    both because both are ready would hit 'no free slot' and wrongly fail the zone over)."""
+    local_zones({"name": "local-1", "cpus": 2, "memory": 4})
+    spec = write_spec(tmp_path / "cap.yaml", """\
+name: cap
+allowed: {clouds: [local]}
+tasks:
+  - {name: a, resources: {cpus: 2}, run: 'sleep 1', hours: 0.01}
+  - {name: b, resources: {cpus: 2}, run: 'sleep 1', hours: 0.01}
+""")
+    out = compile_dir(spec, tmp_path / "out")
+    outcome = apply_mod.apply(out, max_attempts=1)
+    assert outcome.ok
+    assert not events(out, "failure_classified") and not events(out, "zone_excluded")
+    order = [(e["event"], e["task"]) for e in events(out) if e["event"] in ("task_started", "task_succeeded")]
+    first = order[0][1]
+    second = "b" if first == "a" else "a"
+    assert order.index(("task_started", second)) > order.index(("task_succeeded", first))
+    assert_no_state(out)

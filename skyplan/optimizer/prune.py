@@ -48,29 +48,33 @@ def prune(
     prob: Problem, *, with_time: bool, rates: dict[str, tuple[float, float, float, float]]
 ) -> list[list[int]]:
     """Indices of the candidates to keep, per task, in their original order."""
-    alive = [_within_location(prob, i, with_time) for i in range(prob.n)]
-    alive = _dominated_locations(prob, alive, with_time)
-    return _CrossLocation(prob, with_time, rates).run(alive)
+    locs = [[c.location for c in cs] for cs in prob.cands]  # `Candidate.location` is a property
+    alive = [_within_location(prob, i, with_time, locs[i]) for i in range(prob.n)]
+    alive = _dominated_locations(prob, alive, with_time, locs)
+    return _CrossLocation(prob, with_time, rates, locs).run(alive)
 
 
 def _usage_key(usage: dict[str, int]) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(usage.items()))
 
 
-def _within_location(prob: Problem, i: int, with_time: bool) -> list[int]:
+def _within_location(prob: Problem, i: int, with_time: bool, locs: list[Location]) -> list[int]:
     """Same location and quota usage: keep only candidates not beaten on cost, time and preference."""
+    cost, dur, pref, usage = prob.cost[i], prob.dur[i], prob.pref[i], prob.usage[i]
     groups: dict[tuple, list[int]] = {}
-    for j, c in enumerate(prob.cands[i]):
-        groups.setdefault((c.location, _usage_key(prob.usage[i][j])), []).append(j)
+    for j, loc in enumerate(locs):
+        u = usage[j]
+        groups.setdefault((loc, _usage_key(u)) if u else loc, []).append(j)
     keep: list[int] = []
     for members in groups.values():
-        members.sort(key=lambda j: (prob.cost[i][j], prob.dur[i][j], prob.pref[i][j], j))
+        if len(members) == 1:
+            keep.append(members[0])
+            continue
+        members.sort(key=lambda j: (cost[j], dur[j], pref[j], j))
         kept: list[int] = []
         for j in members:
-            if not any(
-                prob.pref[i][k] <= prob.pref[i][j] and (not with_time or prob.dur[i][k] <= prob.dur[i][j])
-                for k in kept
-            ):
+            pj, dj = pref[j], dur[j]
+            if not any(pref[k] <= pj and (not with_time or dur[k] <= dj) for k in kept):
                 kept.append(j)
         keep.extend(kept)
     return sorted(keep)
@@ -83,7 +87,9 @@ def _dominates(a: _Entry, b: _Entry) -> bool:
     return a[0] <= b[0] and a[1] <= b[1] and a[2] <= b[2] and _holds_less(dict(a[3]), dict(b[3]))
 
 
-def _dominated_locations(prob: Problem, alive: list[list[int]], with_time: bool) -> list[list[int]]:
+def _dominated_locations(
+    prob: Problem, alive: list[list[int]], with_time: bool, locs: list[list[Location]]
+) -> list[list[int]]:
     """Drop whole locations for every task at once: a zone whose candidates are, for every task,
     dominated by candidates in another zone of its region; then a region whose every zone maps
     to a zone of another region of the same cloud with that property.
@@ -98,22 +104,20 @@ def _dominated_locations(prob: Problem, alive: list[list[int]], with_time: bool)
     neither cost nor any time grows: the moved plan is optimal too.
     """
     # Tasks with identical candidate tables behave identically: check each table once.
+    # Locations are numbered in their sort order, so that the table keys sort on integers.
+    ordered = sorted({loc for row in locs for loc in row})
+    ids = {loc: n for n, loc in enumerate(ordered)}
     tables: dict[tuple, dict[Location, list[_Entry]]] = {}
     for i, keep in enumerate(alive):
-        rows = []
-        for j in keep:
-            usage = _usage_key(prob.usage[i][j])
-            rows.append(
-                (
-                    prob.cands[i][j].location,
-                    (prob.cost[i][j], prob.dur[i][j] if with_time else 0, prob.pref[i][j], usage),
-                )
-            )
+        li, cost, dur, pref, usage = locs[i], prob.cost[i], prob.dur[i], prob.pref[i], prob.usage[i]
+        rows = [
+            (ids[li[j]], (cost[j], dur[j] if with_time else 0, pref[j], _usage_key(usage[j]))) for j in keep
+        ]
         key = tuple(sorted(rows))
         if key not in tables:
             table: dict[Location, list[_Entry]] = {}
-            for loc, entry in key:
-                table.setdefault(loc, []).append(entry)
+            for n, entry in key:
+                table.setdefault(ordered[n], []).append(entry)
             tables[key] = table
     at: dict[Location, list[dict[Location, list[_Entry]]]] = {}
     for table in tables.values():
@@ -155,7 +159,7 @@ def _dominated_locations(prob: Problem, alive: list[list[int]], with_time: bool)
                     break
     if not removed:
         return alive
-    return [[j for j in keep if prob.cands[i][j].location not in removed] for i, keep in enumerate(alive)]
+    return [[j for j in keep if locs[i][j] not in removed] for i, keep in enumerate(alive)]
 
 
 class _Summary:
@@ -195,8 +199,15 @@ class _Summary:
 
 
 class _CrossLocation:
-    def __init__(self, prob: Problem, with_time: bool, rates: dict[str, tuple[float, float, float, float]]):
+    def __init__(
+        self,
+        prob: Problem,
+        with_time: bool,
+        rates: dict[str, tuple[float, float, float, float]],
+        locs: list[list[Location]],
+    ):
         self.prob = prob
+        self.locs = locs
         self.with_time = with_time
         self.rates = rates
         self.out_edges: list[list[int]] = [[] for _ in range(prob.n)]
@@ -239,7 +250,7 @@ class _CrossLocation:
 
     def run(self, alive: list[list[int]]) -> list[list[int]]:
         prob = self.prob
-        locs = [frozenset(prob.cands[i][j].location for j in a) for i, a in enumerate(alive)]
+        locs = [frozenset(self.locs[i][j] for j in a) for i, a in enumerate(alive)]
         dirty = set(range(prob.n))
         for _ in range(_MAX_ROUNDS):
             if not dirty:
@@ -249,7 +260,7 @@ class _CrossLocation:
                 new = self._prune_task(i, alive[i], locs)
                 if len(new) < len(alive[i]):
                     alive[i] = new
-                    new_locs = frozenset(prob.cands[i][j].location for j in new)
+                    new_locs = frozenset(self.locs[i][j] for j in new)
                     if new_locs != locs[i]:
                         locs[i] = new_locs
                         changed.add(i)
@@ -306,19 +317,19 @@ class _CrossLocation:
 
     def _prune_task(self, i: int, alive: list[int], locs: list[frozenset[Location]]) -> list[int]:
         prob = self.prob
-        cands, cost, dur, pref, usage = prob.cands[i], prob.cost[i], prob.dur[i], prob.pref[i], prob.usage[i]
+        cands, cost, dur, pref, usage = self.locs[i], prob.cost[i], prob.dur[i], prob.pref[i], prob.usage[i]
         if len(alive) <= 1:
             return alive
         groups = self._groups(i, locs)
 
-        def rank(j: int) -> tuple:
-            return (cost[j], dur[j], pref[j], j)
-
+        rank = {j: (cost[j], dur[j], pref[j], j) for j in alive}
         best: dict[tuple, int] = {}
         for j in alive:
-            loc = cands[j].location
+            loc = cands[j]
+            r = rank[j]
             for key in (("loc", loc), ("region", loc.cloud, loc.region), ("cloud", loc.cloud), ("all",)):
-                if key not in best or rank(j) < rank(best[key]):
+                b = best.get(key)
+                if b is None or r < rank[b]:
                     best[key] = j
             if self.with_time:
                 fk = ("fast",)
@@ -332,7 +343,7 @@ class _CrossLocation:
         removed: set[int] = set()
         deltas: dict[tuple[Location, Location], tuple[int, int, int]] = {}
         for j in alive:
-            loc = cands[j].location
+            loc = cands[j]
             for key in (
                 ("loc", loc),
                 ("region", loc.cloud, loc.region),
@@ -345,7 +356,7 @@ class _CrossLocation:
                     continue
                 if pref[d] > pref[j] or not _holds_less(usage[d], usage[j]):
                     continue
-                dloc = cands[d].location
+                dloc = cands[d]
                 pair = (loc, dloc)
                 if pair not in deltas:
                     deltas[pair] = (0, 0, 0) if loc == dloc else self._delta(groups, loc, dloc)
