@@ -18,29 +18,37 @@ _MAX_PASSES = 20
 
 def plan_cost(prob: Problem, choice: list[int]) -> int:
     """The model's cost of a full assignment, in micro-dollars."""
+    return _plan_cost(prob, choice, [[c.location for c in cs] for cs in prob.cands])
+
+
+def _plan_cost(prob: Problem, choice: list[int], locs: list[list[Location]]) -> int:
     total = sum(prob.cost[i][j] for i, j in enumerate(choice))
+    at = [locs[i][j] for i, j in enumerate(choice)]
     for e in prob.edges:
-        total += e.cost(prob.cands[e.src][choice[e.src]].location, prob.cands[e.dst][choice[e.dst]].location)
+        total += e.cost(at[e.src], at[e.dst])
     return total
 
 
 def anchored_choice(prob: Problem) -> list[int]:
     """The cheapest anchored plan, improved by single-task moves."""
-    tables = [_cheapest_by_scope(prob, i) for i in range(prob.n)]
+    locs = [[c.location for c in cs] for cs in prob.cands]
+    tables = [_cheapest_by_scope(prob, i, locs[i]) for i in range(prob.n)]
     best: list[int] | None = None
     best_cost = 0
-    for anchor in _anchors(prob):
+    for anchor in sorted({loc for row in locs for loc in row}):
         scopes = (anchor, (anchor.cloud, anchor.region), anchor.cloud, None)
         choice = [next(t[s] for s in scopes if s in t) for t in tables]
-        cost = plan_cost(prob, choice)
+        cost = _plan_cost(prob, choice, locs)
         if best is None or cost < best_cost:
             best, best_cost = choice, cost
     assert best is not None
-    return improve(prob, best)
+    return improve(prob, best, locs)
 
 
-def improve(prob: Problem, choice: list[int]) -> list[int]:
+def improve(prob: Problem, choice: list[int], locs: list[list[Location]] | None = None) -> list[int]:
     """Move single tasks to their cheapest candidate given their neighbours, to a local optimum."""
+    if locs is None:
+        locs = [[c.location for c in cs] for cs in prob.cands]
     choice = list(choice)
     out_edges: list[list] = [[] for _ in range(prob.n)]
     in_edges: list[list] = [[] for _ in range(prob.n)]
@@ -51,15 +59,15 @@ def improve(prob: Problem, choice: list[int]) -> list[int]:
     for _ in range(_MAX_PASSES):
         moved = False
         for i in range(prob.n):
-            cands = prob.cands[i]
+            cands = locs[i]
 
             def local(j: int, i: int = i, cands=cands) -> int:
-                here = cands[j].location
+                here = cands[j]
                 total = prob.cost[i][j]
                 for e in out_edges[i]:
-                    total += e.cost(here, prob.cands[e.dst][choice[e.dst]].location)
+                    total += e.cost(here, locs[e.dst][choice[e.dst]])
                 for e in in_edges[i]:
-                    total += e.cost(prob.cands[e.src][choice[e.src]].location, here)
+                    total += e.cost(locs[e.src][choice[e.src]], here)
                 return total
 
             current = local(choice[i])
@@ -77,15 +85,11 @@ def improve(prob: Problem, choice: list[int]) -> list[int]:
     return choice
 
 
-def _anchors(prob: Problem) -> list[Location]:
-    return sorted({c.location for cs in prob.cands for c in cs})
-
-
-def _cheapest_by_scope(prob: Problem, i: int) -> dict:
+def _cheapest_by_scope(prob: Problem, i: int, locs: list[Location]) -> dict:
     """Task i's cheapest candidate per location, region, cloud and overall (key None)."""
     best: dict = {}
-    for j in sorted(range(len(prob.cands[i])), key=lambda j: (prob.cost[i][j], prob.pref[i][j], j)):
-        loc = prob.cands[i][j].location
+    for j in sorted(range(len(locs)), key=lambda j: (prob.cost[i][j], prob.pref[i][j], j)):
+        loc = locs[j]
         for scope in (loc, (loc.cloud, loc.region), loc.cloud, None):
             best.setdefault(scope, j)
     return best

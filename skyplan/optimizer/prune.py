@@ -88,7 +88,7 @@ def _dominates(a: _Entry, b: _Entry) -> bool:
 
 
 def _dominated_locations(
-    prob: Problem, alive: list[list[int]], with_time: bool, locs: list[list[Location]]
+    prob: Problem, alive: list[list[int]], with_time: bool, loc_of: list[list[Location]]
 ) -> list[list[int]]:
     """Drop whole locations for every task at once: a zone whose candidates are, for every task,
     dominated by candidates in another zone of its region; then a region whose every zone maps
@@ -105,11 +105,11 @@ def _dominated_locations(
     """
     # Tasks with identical candidate tables behave identically: check each table once.
     # Locations are numbered in their sort order, so that the table keys sort on integers.
-    ordered = sorted({loc for row in locs for loc in row})
+    ordered = sorted({loc for row in loc_of for loc in row})
     ids = {loc: n for n, loc in enumerate(ordered)}
     tables: dict[tuple, dict[Location, list[_Entry]]] = {}
     for i, keep in enumerate(alive):
-        li, cost, dur, pref, usage = locs[i], prob.cost[i], prob.dur[i], prob.pref[i], prob.usage[i]
+        li, cost, dur, pref, usage = loc_of[i], prob.cost[i], prob.dur[i], prob.pref[i], prob.usage[i]
         rows = [
             (ids[li[j]], (cost[j], dur[j] if with_time else 0, pref[j], _usage_key(usage[j]))) for j in keep
         ]
@@ -159,7 +159,7 @@ def _dominated_locations(
                     break
     if not removed:
         return alive
-    return [[j for j in keep if locs[i][j] not in removed] for i, keep in enumerate(alive)]
+    return [[j for j in keep if loc_of[i][j] not in removed] for i, keep in enumerate(alive)]
 
 
 class _Summary:
