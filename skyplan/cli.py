@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from skyplan import __version__
-from skyplan.errors import EXIT_BAD_INPUT, SkyplanError
+from skyplan.errors import SkyplanError
 
 
 def _console(stderr: bool = False):
@@ -430,5 +430,3 @@ def diff_cmd(old_dir, new_dir, fmt) -> None:
 if __name__ == "__main__":  # pragma: no cover
     main()
 
-
-__all__ = ["main", "EXIT_BAD_INPUT"]

@@ -61,9 +61,9 @@ def _targets_extras(spec: Spec) -> tuple[list[Offering], tuple[Quota, ...], dict
     for name in target_names():
         target = get_target(name)
         extra = target.offerings(spec)
-        # A target with its own machines (ssh pools) takes part whenever it has machines; `local`
-        # only when the spec names it (at price 0 it would otherwise win every CPU task).
-        enabled[name] = target.enabled_by_default or (bool(extra) and name != "local")
+        # A target that is not enabled by default (`local`: at price 0 it would win every CPU
+        # task) takes part only when the spec names it.
+        enabled[name] = target.enabled_by_default
         if extra and (enabled[name] or name in named):
             offerings.extend(extra)
             capacity.extend(target.capacity(spec))

@@ -142,7 +142,8 @@ class SshTarget(Target):
     """The user's machines over SSH; on whenever pools are configured."""
 
     name: ClassVar[str] = "ssh"
-    enabled_by_default: ClassVar[bool] = False  # the pipeline enables it when pools exist
+    # Offered whenever pools are configured (it has no offerings otherwise): "our machines first".
+    enabled_by_default: ClassVar[bool] = True
     apply_waits_for_tasks: ClassVar[bool] = True
 
     # -- what the optimizer sees -------------------------------------------------------------
