@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tools import terraform_command
 
 from skyplan import apply as apply_mod
 from skyplan.errors import ApplyError, SkyplanError
@@ -118,11 +118,8 @@ def _check_quickstart(out: Path, outcome) -> None:
 
 def assert_fmt_clean(out: Path, stack: str) -> None:
     """Generated Terraform is `terraform fmt` clean (stack and module)."""
-    terraform = shutil.which("terraform")
-    if terraform is None:
-        return
     for folder in (out / stack, out / "modules" / f"{stack}-node"):
-        check = subprocess.run([terraform, "fmt", "-check", "-recursive", "-no-color", str(folder)],
+        check = subprocess.run([*terraform_command(), "fmt", "-check", "-recursive", "-no-color", str(folder)],
                                capture_output=True, text=True)
         assert check.returncode == 0, check.stdout
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from schema_check import check_stack
-from tools import require_tool
+from tools import require_tool, terraform_command
 
 from skyplan.pipeline import compile_plan
 
@@ -26,9 +26,8 @@ def compiled(request, tmp_path_factory):
 
 def test_stacks_are_fmt_clean(compiled):
     result, out = compiled
-    require_tool("terraform")
-    proc = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff", str(out)], capture_output=True,
-                          text=True)
+    proc = subprocess.run([*terraform_command(), "fmt", "-check", "-recursive", "-diff", str(out)],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import unicodedata
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from tools import require_tool
+from tools import require_tool, terraform_command
 
 from skyplan.executor import EXECUTOR_PATH, cloud_init, executor_script, task_slug
 from skyplan.hcl import cloud_name, hcl_identifier, hcl_string, jinja_filters
@@ -218,8 +217,6 @@ TERRAFORM_CASES = [
 
 def test_terraform_reads_back_every_value(tmp_path):
     """Ask real Terraform for the value of each literal; compare byte for byte (after NFC)."""
-    if shutil.which("terraform") is None:
-        pytest.skip("terraform is not installed")
     rng = random.Random(20261123)
     alphabet = TOKENS + ["a", "b", " ", "ü", "\x00", "\x0b"]
     values = TERRAFORM_CASES + [
@@ -229,7 +226,7 @@ def test_terraform_reads_back_every_value(tmp_path):
     (tmp_path / "main.tf").write_text(f'output "values" {{\n  value = [\n{body},\n  ]\n}}\n')
     env = {**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "TF_IN_AUTOMATION": "1"}
     run = subprocess.run(
-        ["terraform", "apply", "-auto-approve", "-input=false", "-no-color"],
+        [*terraform_command(), "apply", "-auto-approve", "-input=false", "-no-color"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -237,7 +234,7 @@ def test_terraform_reads_back_every_value(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     out = subprocess.run(
-        ["terraform", "output", "-json", "values"],
+        [*terraform_command(), "output", "-json", "values"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -288,21 +285,19 @@ def test_identifier_uniqueness_edge_cases():
 
 
 def test_terraform_accepts_identifiers_as_resource_names(tmp_path):
-    if shutil.which("terraform") is None:
-        pytest.skip("terraform is not installed")
     names = ["train", "Train Model", "9lives", "", "日本", "a" * 80, "x-y_z", "__init__", "-lead", "é"]
     blocks = "".join(f'resource "terraform_data" "{hcl_identifier(n)}" {{}}\n' for n in names)
     (tmp_path / "main.tf").write_text(blocks)
     env = {**os.environ, "TF_CLI_CONFIG_FILE": os.devnull}
     subprocess.run(
-        ["terraform", "init", "-input=false", "-no-color"],
+        [*terraform_command(), "init", "-input=false", "-no-color"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         check=True,
     )
     run = subprocess.run(
-        ["terraform", "validate", "-no-color"], cwd=tmp_path, env=env, capture_output=True, text=True
+        [*terraform_command(), "validate", "-no-color"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stdout + run.stderr
 

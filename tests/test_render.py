@@ -45,6 +45,7 @@ from skyplan.targets.cloud import RANK_TOKEN, STORAGE_TOKEN, parse_storage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from schema_check import check_stack, load_schema  # noqa: E402
+from tools import terraform_command  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "render"
 CLOUDS = ("aws", "gcp", "azure")
@@ -216,11 +217,10 @@ def modules(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform not installed")
 def test_terraform_fmt_clean(out: tuple[str, Path]) -> None:
     _, directory = out
     for path in [*stacks(directory), directory / "modules"]:
-        res = subprocess.run(["terraform", "fmt", "-check", "-diff", "-recursive", str(path)],
+        res = subprocess.run([*terraform_command(), "fmt", "-check", "-diff", "-recursive", str(path)],
                              capture_output=True, text=True)
         assert res.returncode == 0, res.stdout + res.stderr
 
@@ -571,9 +571,9 @@ def test_examples_compile_to_valid_stacks(example: str, tmp_path: Path) -> None:
     assert stacks(tmp_path)
     for stack in stacks(tmp_path):
         assert check_stack(stack) == [], stack.name
-        if shutil.which("terraform"):
-            res = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(stack)], capture_output=True, text=True)
-            assert res.returncode == 0, res.stdout
+        res = subprocess.run([*terraform_command(), "fmt", "-check", "-recursive", str(stack)], capture_output=True,
+                             text=True)
+        assert res.returncode == 0, res.stdout
 
 
 @pytest.mark.slow

