@@ -18,6 +18,7 @@ from skyplan.models import (
     Spec,
     TaskPlacement,
 )
+from skyplan.optimizer.bound import CostBound, cost_bound
 from skyplan.optimizer.evaluate import earliest_schedule, evaluate, single_region_baseline
 from skyplan.optimizer.heuristic import anchored_choice, improve, plan_cost
 from skyplan.optimizer.model import DETERMINISTIC_PER_WALL_S, PlacementModel, SolveResult
@@ -34,6 +35,7 @@ from skyplan.optimizer.prune import prune
 
 _TIGHT = 0.005  # a constraint with less than 0.5 % slack is reported as binding
 _MAX_PARETO = 6
+_BOUND_SHARE = 0.5  # of the time limit, at most, for the dual bound of placement-only models
 
 
 @dataclass
@@ -82,17 +84,42 @@ def solve(
     sub = prob.restrict(keep)
     pruned_s = time.perf_counter() - started
 
-    model = PlacementModel(sub, with_time=with_time)
     start_choice = _hint_choice(spec, sub, hint, objective)
+    bound: CostBound | None = None
+    if not with_time and objective is Objective.COST:
+        # Placement only: the dual bound usually proves a plan optimal outright, and its
+        # reduced costs drop every candidate that no plan as cheap can use (see bound.py).
+        bound = cost_bound(sub, time_budget_s=_BOUND_SHARE * time_limit_s, plan=start_choice)
+        # Every feasible plan costs at most the budget, so fixing against it is sound too; a budget
+        # below the bound leaves nothing, and the solver must still name it: fix to the plan then.
+        survivors = bound.keep(bound.upper if sub.budget is None else min(bound.upper, float(sub.budget)))
+        if not all(survivors):
+            survivors = bound.keep(bound.upper)
+        keep = [[ks[j] for j in fixed] for ks, fixed in zip(keep, survivors, strict=True)]
+        sub = sub.restrict(survivors)
+        position = [{j: k for k, j in enumerate(row)} for row in survivors]
+        mapped = [position[i].get(j) for i, j in enumerate(bound.plan)]
+        start_choice = (
+            mapped if all(j is not None for j in mapped) else _hint_choice(spec, sub, hint, objective)
+        )
+    bound_s = time.perf_counter() - started - pruned_s
+
+    model = PlacementModel(sub, with_time=with_time)
     start_times = _left_justify(sub, start_choice, [0] * sub.n) if with_time else None
-    if with_time or hint is not None:
+    if with_time or hint is not None or bound is not None:
         model.hint(start_choice, [s for s, _ in start_times] if start_times else None)
-    # A cold placement-only solve gets no solver hint: following it cost the LP search more than it
-    # gave (diamond-100 0.98 → 0.38 s, chain-1000 7.1 → 4.7 s of CP-SAT to the proven optimum); the
-    # starting plan stays the fallback, and `_optimise` keeps it when the solver's plan is worse.
-    built_s = time.perf_counter() - started - pruned_s
+    built_s = time.perf_counter() - started - pruned_s - bound_s
     fallback = start_choice if _feasible_start(sub, start_choice, start_times) else None
-    outcome = _optimise(model, objective, time_limit_s, workers, seed, fallback)
+    remaining = max(time_limit_s - (time.perf_counter() - started), 0.1 * time_limit_s)
+    outcome = _optimise(
+        model,
+        objective,
+        remaining,
+        workers,
+        seed,
+        fallback,
+        outside=bound.lower if bound is not None else None,
+    )
     if outcome is None and n_fixed:
         # Keeping tasks in place made it infeasible: re-plan everything (hint-free).
         return solve(
@@ -172,7 +199,20 @@ def solve(
         runners_up=runners,
         pareto=points,
         single_region_baseline=single_region_baseline(spec, candidates, catalog),
-        extras={"prune_s": round(pruned_s, 3), "build_s": round(built_s, 3), "kept_in_place": n_fixed},
+        extras={
+            "prune_s": round(pruned_s, 3),
+            "bound_s": round(bound_s, 3),
+            "build_s": round(built_s, 3),
+            "kept_in_place": n_fixed,
+            **(
+                {
+                    "dual_bound": round(bound.lower / COST_UNITS_PER_USD, 6),
+                    "dual_iterations": bound.iterations,
+                }
+                if bound is not None
+                else {}
+            ),
+        },
     )
 
 
@@ -204,9 +244,12 @@ def _optimise(
     workers: int,
     seed: int,
     fallback: list[int] | None = None,
+    outside: float | None = None,
 ) -> _Outcome | None:
     """Lexicographic: the objective first, then the other one with the first held at its optimum.
-    `fallback` is a feasible plan to return if the solver finds nothing within the limit."""
+    `fallback` is a feasible plan to return if the solver finds nothing within the limit.
+    `outside` is a lower bound on the cost (micro-dollars) of every plan, including those using
+    candidates fixed away before modelling; the reported gap uses it when it is stronger."""
     cost_obj, scale = _primary_cost(model)
     if objective is Objective.TIME:
         first, second = model.makespan, cost_obj
@@ -231,7 +274,10 @@ def _optimise(
         primary = r1.makespan / SECONDS_PER_HOUR
     else:
         primary = r1.objective / scale / COST_UNITS_PER_USD
-    gap = abs(r1.objective - r1.bound) / abs(r1.objective) if r1.objective else 0.0
+    bound = r1.bound
+    if outside is not None and r1.status != "OPTIMAL":
+        bound = max(bound, outside * scale)
+    gap = abs(r1.objective - bound) / abs(r1.objective) if r1.objective else 0.0
     status, last = r1.status, r1
     # The second phase gets what the first left, counted in deterministic time (reproducible).
     left = time_limit_s * DETERMINISTIC_PER_WALL_S - r1.deterministic_s
