@@ -122,6 +122,7 @@ CASES: dict[str, tuple[str, int, Objective, dict]] = {
     "layered-100-cost": ("layered", 100, Objective.COST, {}),
     "layered-100-time": ("layered", 100, Objective.TIME, {}),
     "diamond-100-quota-time": ("diamond", 100, Objective.TIME, {"quotas": True}),
+    "diamond-100-quota-cost": ("diamond", 100, Objective.COST, {"quotas": True}),
     "layered-100-pareto": ("layered", 100, Objective.COST, {"pareto": True}),
     "chain-1000-cost": ("chain", 1000, Objective.COST, {}),
     "diamond-1000-cost": ("diamond", 1000, Objective.COST, {}),

@@ -82,27 +82,47 @@ class _Dual:
         unary = np.full((n, width), np.inf)
         for i in range(n):
             np.minimum.at(unary[i], self.cand_loc[i], self.cand_cost[i])
-        self.unary = unary
-        self.avail = np.isfinite(unary)
+        self.base = unary  # each task's cheapest candidate per location
         self.tiers = np.array([[tier(a, b) for b in locations] for a in locations], dtype=np.int64)
         self.cloud_of = np.array([cloud_id[loc.cloud] for loc in locations], dtype=np.int64)
-        edges = [e for e in prob.edges if e.gb > 0]
-        self.src = np.array([e.src for e in edges], dtype=np.int64)
-        self.dst = np.array([e.dst for e in edges], dtype=np.int64)
-        self.rates = np.zeros((len(edges), len(clouds), 4))
-        for k, e in enumerate(edges):
+        # Tasks with one location (kept in place by a re-plan, or pruned to one) are conditioned
+        # out: an edge to such a task is a cost on the other end's location, or a constant.
+        placed = [
+            int(np.argmax(row)) if n_at == 1 else -1
+            for row, n_at in zip(np.isfinite(unary), np.isfinite(unary).sum(axis=1), strict=True)
+        ]
+        self.unary = unary.copy()
+        self.constant = 0.0
+        edges = []
+        for e in prob.edges:
+            if e.gb <= 0:
+                continue
+            rates = np.zeros((len(clouds), 4))
             for cloud, costs in e.cost_by_cloud.items():
                 if cloud in cloud_id:
-                    self.rates[k, cloud_id[cloud]] = costs
+                    rates[cloud_id[cloud]] = costs
+            lu, lv = placed[e.src], placed[e.dst]
+            if lu >= 0 and lv >= 0:
+                self.constant += float(rates[self.cloud_of[lu], self.tiers[lu, lv]])
+            elif lu >= 0:
+                self.unary[e.dst] += rates[self.cloud_of[lu], self.tiers[lu]]
+            elif lv >= 0:
+                self.unary[e.src] += rates[self.cloud_of, self.tiers[:, lv]]
+            else:
+                edges.append((e, rates))
+        self.avail = np.isfinite(self.unary)
+        self.src = np.array([e.src for e, _ in edges], dtype=np.int64)
+        self.dst = np.array([e.dst for e, _ in edges], dtype=np.int64)
+        self.rates = np.array([r for _, r in edges]).reshape(len(edges), len(clouds), 4)
         self.mu = np.zeros((len(edges), width))  # m_{e→src}
         self.mv = np.zeros((len(edges), width))  # m_{e→dst}
-        self.b = unary.copy()
+        self.b = self.unary.copy()
         self.out_edges: list[list[int]] = [[] for _ in range(n)]
         self.in_edges: list[list[int]] = [[] for _ in range(n)]
-        for k, e in enumerate(edges):
+        for k, (e, _) in enumerate(edges):
             self.out_edges[e.src].append(k)
             self.in_edges[e.dst].append(k)
-        self.order = _topological(n, edges)
+        self.order = _topological(n, [e for e, _ in edges])
         self.classes = _colour_classes(self.src, self.dst, n)
 
     def theta(self, edges) -> np.ndarray:
@@ -195,7 +215,7 @@ class _Dual:
         unary = float(self.unary[np.arange(len(label)), label].sum())
         lu, lv = label[self.src], label[self.dst]
         egress = self.rates[np.arange(len(self.src)), self.cloud_of[lu], self.tiers[lu, lv]]
-        return unary + float(egress.sum())
+        return self.constant + unary + float(egress.sum())
 
     def labels_of(self, plan: Sequence[int]) -> np.ndarray:
         return np.array([self.cand_loc[i][j] for i, j in enumerate(plan)], dtype=np.int64)
@@ -213,7 +233,7 @@ class _Dual:
         b = self.unary.copy()
         np.add.at(b, self.dst, self.mv)
         np.add.at(b, self.src, self.mu)
-        lower = float(np.min(b, axis=1).sum())
+        lower = self.constant + float(np.min(b, axis=1).sum())
         chunk = max(1, 4_000_000 // max(1, b.shape[1] ** 2))
         for s in range(0, len(self.src), chunk):
             idx = np.arange(s, min(s + chunk, len(self.src)))
@@ -225,8 +245,8 @@ class _Dual:
 
 
 def cost_bound(prob: Problem, *, time_budget_s: float, plan: Sequence[int]) -> CostBound:
-    """Raise the dual bound of `prob` (placement only: no time, no quotas) and improve `plan`
-    alongside it: after every iteration a plan is read off the messages and improved by single
+    """Raise the dual bound of `prob` and improve `plan` alongside it (both on cost alone: time,
+    quotas, deadline and budget are relaxed, so the bound holds for every feasible plan): after every iteration a plan is read off the messages and improved by single
     moves. Stops when the best plan is proven optimal, the bound stops rising, or
     `time_budget_s` is spent. Deterministic for fixed inputs except where the time budget cuts
     it short."""
@@ -271,7 +291,7 @@ def _proven(lower: float, upper: float) -> bool:
 def _slack(dual: _Dual, b: np.ndarray) -> list[np.ndarray]:
     best = b.min(axis=1)
     return [
-        b[i, locs] - best[i] + (dual.cand_cost[i] - dual.unary[i, locs])
+        b[i, locs] - best[i] + (dual.cand_cost[i] - dual.base[i, locs])
         for i, locs in enumerate(dual.cand_loc)
     ]
 

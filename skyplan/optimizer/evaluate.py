@@ -68,25 +68,41 @@ def single_region_baseline(
     (saving cross-zone egress). A comparison point, not an optimum. None when no region can host
     every task.
     """
-    by_region: dict[tuple[str, str], dict[str, list[Candidate]]] = {}
+    # Per region, per task, the cheapest candidate at each zone (None: a zone-less location).
+    cheapest: dict[tuple[str, str], dict[str, dict[str | None, tuple[tuple, Candidate]]]] = {}
     for task in spec.tasks:
+        per_location: dict = {}
         for c in candidates.get(task.name, ()):
-            key = (c.location.cloud, c.location.region)
-            by_region.setdefault(key, {}).setdefault(task.name, []).append(c)
+            # `_cheapest` inlined: this loop sees every candidate of the problem.
+            key = (c.hours * c.hourly_price * c.num_nodes + c.input_egress_cost, c.preference, c.hours)
+            loc = c.offering.location
+            held = per_location.get(loc)
+            if held is None or key < held[0]:
+                per_location[loc] = (key, c)
+        for loc, held in per_location.items():
+            cheapest.setdefault((loc.cloud, loc.region), {}).setdefault(task.name, {})[loc.zone] = held
     best: tuple[str, float] | None = None
-    for (cloud, region), per_task in sorted(by_region.items()):
+    for (cloud, region), per_task in sorted(cheapest.items()):
         if len(per_task) < len(spec.tasks):
             continue
-        plans = [{t: min(cs, key=_cheapest) for t, cs in per_task.items()}]
-        zones = {c.location.zone for cs in per_task.values() for c in cs}
-        for zone in sorted(z for z in zones if z is not None):
-            in_zone = {t: [c for c in cs if c.location.zone in (zone, None)] for t, cs in per_task.items()}
+        plans = [{t: min(at.values(), key=_first) for t, at in per_task.items()}]
+        zones = sorted({z for at in per_task.values() for z in at if z is not None})
+        for zone in zones:
+            in_zone = {t: [at[z] for z in (zone, None) if z in at] for t, at in per_task.items()}
             if all(in_zone.values()):
-                plans.append({t: min(cs, key=_cheapest) for t, cs in in_zone.items()})
-        cost = min(evaluate(spec, plan, catalog)[0] for plan in plans)
-        if best is None or cost < best[1] - 1e-12:
-            best = (f"{cloud}:{region}", cost)
+                plans.append({t: min(pairs, key=_first) for t, pairs in in_zone.items()})
+        for plan in plans:
+            # Egress only adds: a plan whose compute alone is dearer than the best cannot win.
+            if best is not None and sum(key[0] for key, _ in plan.values()) >= best[1] - 1e-12:
+                continue
+            cost = evaluate(spec, {t: c for t, (_, c) in plan.items()}, catalog)[0]
+            if best is None or cost < best[1] - 1e-12:
+                best = (f"{cloud}:{region}", cost)
     return best
+
+
+def _first(pair: tuple) -> tuple:
+    return pair[0]
 
 
 def _outputs(spec: Spec) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -85,23 +86,21 @@ def solve(
     pruned_s = time.perf_counter() - started
 
     start_choice = _hint_choice(spec, sub, hint, objective)
+    unfixed = sub  # infeasibility is explained on every candidate, not only those fixing kept
     bound: CostBound | None = None
-    if not with_time and objective is Objective.COST:
-        # Placement only: the dual bound usually proves a plan optimal outright, and its
-        # reduced costs drop every candidate that no plan as cheap can use (see bound.py).
+    if objective is Objective.COST and not pareto:
+        # The dual bound usually proves a plan optimal outright, and its reduced costs drop every
+        # candidate that no plan as cheap can use (see bound.py); CP-SAT then gets a small model.
         bound = cost_bound(sub, time_budget_s=_BOUND_SHARE * time_limit_s, plan=start_choice)
-        # Every feasible plan costs at most the budget, so fixing against it is sound too; a budget
-        # below the bound leaves nothing, and the solver must still name it: fix to the plan then.
-        survivors = bound.keep(bound.upper if sub.budget is None else min(bound.upper, float(sub.budget)))
-        if not all(survivors):
-            survivors = bound.keep(bound.upper)
-        keep = [[ks[j] for j in fixed] for ks, fixed in zip(keep, survivors, strict=True)]
-        sub = sub.restrict(survivors)
-        position = [{j: k for k, j in enumerate(row)} for row in survivors]
-        mapped = [position[i].get(j) for i, j in enumerate(bound.plan)]
-        start_choice = (
-            mapped if all(j is not None for j in mapped) else _hint_choice(spec, sub, hint, objective)
-        )
+        survivors = _survivors(sub, bound)
+        if survivors is not None:
+            keep = [[ks[j] for j in fixed] for ks, fixed in zip(keep, survivors, strict=True)]
+            sub = sub.restrict(survivors)
+            position = [{j: k for k, j in enumerate(row)} for row in survivors]
+            mapped = [position[i].get(j) for i, j in enumerate(bound.plan)]
+            start_choice = (
+                mapped if all(j is not None for j in mapped) else _hint_choice(spec, sub, hint, objective)
+            )
     bound_s = time.perf_counter() - started - pruned_s
 
     model = PlacementModel(sub, with_time=with_time)
@@ -136,7 +135,7 @@ def solve(
             seed=seed,
         )
     if outcome is None:
-        raise _explain_infeasible(spec, sub, with_time, time_limit_s, seed)
+        raise _explain_infeasible(spec, unfixed, with_time, time_limit_s, seed)
     result = outcome.result
     assert result.choice is not None
 
@@ -301,6 +300,30 @@ def _optimise(
     return _Outcome(last, status, primary, gap)
 
 
+def _survivors(prob: Problem, bound: CostBound) -> list[list[int]] | None:
+    """Per task, the candidates a plan at least as good as the best known can use; None when no
+    upper value on the optimum is known (the bound's plan misses the deadline, and no budget).
+
+    The bound relaxes time, so its plan is feasible when it meets the deadline: quotas alone
+    never rule a placement out (each candidate fits its quotas alone, so tasks can wait). Every
+    feasible plan also costs at most the budget."""
+    meets_deadline = (
+        prob.deadline is None
+        or max((e for _, e in _left_justify(prob, bound.plan, [0] * prob.n)), default=0) <= prob.deadline
+    )
+    upper = bound.upper if meets_deadline else math.inf
+    if prob.budget is not None:
+        upper = min(upper, float(prob.budget))
+    if math.isinf(upper):
+        return None
+    survivors = bound.keep(upper)
+    if not all(survivors):
+        # Nothing fits the budget: keep what the bound's plan allows, so that the solver can still
+        # prove it and name the budget (with a deadline that plan may be infeasible: keep all).
+        return bound.keep(bound.upper) if meets_deadline else None
+    return survivors
+
+
 def _keep_unaffected(prob: Problem, hint: Placement | None) -> tuple[Problem, int]:
     """Re-plan: keep every task whose previous candidate is still offered where it was, unless
     it is next to a task that must move; only those tasks and their neighbours are re-placed.
@@ -309,8 +332,7 @@ def _keep_unaffected(prob: Problem, hint: Placement | None) -> tuple[Problem, in
     if hint is None:
         return prob, 0
     previous = {tp.task: tp.candidate for tp in hint.tasks}
-    index = [{c: j for j, c in enumerate(cs)} for cs in prob.cands]
-    kept = [index[i].get(previous.get(name)) for i, name in enumerate(prob.task_names)]  # type: ignore[arg-type]
+    kept = [_position(cs, previous.get(name)) for cs, name in zip(prob.cands, prob.task_names, strict=True)]
     affected = {i for i, j in enumerate(kept) if j is None}
     free = set(affected)
     for e in prob.edges:
@@ -322,18 +344,20 @@ def _keep_unaffected(prob: Problem, hint: Placement | None) -> tuple[Problem, in
     return prob.restrict(keep), prob.n - len(free)
 
 
+def _position(cands: Sequence[Candidate], wanted: Candidate | None) -> int | None:
+    """Index of `wanted` among `cands` (compared by value: hashing every candidate of a large
+    problem costs more than scanning for one)."""
+    if wanted is None:
+        return None
+    return next((j for j, c in enumerate(cands) if c == wanted), None)
+
+
 def _hint_choice(spec: Spec, prob: Problem, hint: Placement | None, objective: Objective) -> list[int | None]:
     """The previous placement where its candidate survives, else each task's cheapest (fastest)."""
     previous: dict[str, Candidate] = {}
     if hint is not None:
         previous = {tp.task: tp.candidate for tp in hint.tasks}
-    choice: list[int | None] = []
-    for i, name in enumerate(prob.task_names):
-        index = {c: j for j, c in enumerate(prob.cands[i])}
-        if name in previous and previous[name] in index:
-            choice.append(index[previous[name]])
-            continue
-        choice.append(None)
+    choice = [_position(cs, previous.get(name)) for cs, name in zip(prob.cands, prob.task_names, strict=True)]
     if all(j is not None for j in choice):
         return choice
     if objective is Objective.TIME:
