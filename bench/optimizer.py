@@ -161,6 +161,9 @@ def run_case(name: str) -> dict:
         "constraints": plan.solver.constraints,
         "candidates_s": round(candidates_s, 2),
         "prune_s": plan.extras.get("prune_s"),
+        "bound_s": plan.extras.get("bound_s"),
+        "dual_iterations": plan.extras.get("dual_iterations"),
+        "dual_bound": plan.extras.get("dual_bound"),
         "build_s": plan.extras.get("build_s"),
         "wall_s": round(plan.solver.wall_s, 2),
         "status": plan.solver.status,
@@ -247,6 +250,20 @@ def main() -> None:
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append(row)
         print("| " + " | ".join(_fmt(k, row[k]) for k, _ in COLUMNS) + " |", flush=True)
+    print(
+        "\n| case | build_candidates s | prune s | dual bound s (iterations) | model build s | solve() s "
+        "| dual bound $ | total cost $ | makespan h | best single-region plan |"
+    )
+    print("|" + "---|" * 10)
+    for row in rows:
+        dual = "—" if row.get("dual_iterations") is None else f"{row['bound_s']} ({row['dual_iterations']})"
+        bound = "—" if row.get("dual_bound") is None else f"{row['dual_bound']:,.2f}"
+        base = row.get("baseline")
+        base_text = f"{base[0]} ${base[1]:,.2f}" if base else "—"
+        print(
+            f"| {row['case']} | {row['candidates_s']} | {row['prune_s']} | {dual} | {row['build_s']} | "
+            f"{row['wall_s']} | {bound} | {row['total_cost']:,.2f} | {row['makespan_h']} | {base_text} |"
+        )
     for row in rows:
         if "replan_speedup" in row:
             print(

@@ -318,7 +318,7 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
         f"- spec sha256 `{doc['inputs']['spec_sha256'][:16]}…`",
         f"- solver: {solver['status']}, gap {solver['gap']:.4%}, {solver['wall_s']:.2f} s, "
         f"{solver['variables']} variables, {solver['constraints']} constraints, candidates "
-        f"{solver['candidates_before_pruning']} → {solver['candidates_after_pruning']} after pruning",
+        f"{solver['candidates_before_pruning']} → {solver['candidates_after_pruning']} after pruning and reduced-cost fixing",
     ]
     return "\n".join(out) + "\n"
 

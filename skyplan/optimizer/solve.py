@@ -109,11 +109,13 @@ def solve(
         model.hint(start_choice, [s for s, _ in start_times] if start_times else None)
     built_s = time.perf_counter() - started - pruned_s - bound_s
     fallback = start_choice if _feasible_start(sub, start_choice, start_times) else None
-    remaining = max(time_limit_s - (time.perf_counter() - started), 0.1 * time_limit_s)
+    # The solver's share is fixed, not what the wall clock left: its deterministic-time limit is
+    # derived from it, and must not vary from run to run.
+    solver_limit_s = time_limit_s * (1.0 - _BOUND_SHARE) if bound is not None else time_limit_s
     outcome = _optimise(
         model,
         objective,
-        remaining,
+        solver_limit_s,
         workers,
         seed,
         fallback,
