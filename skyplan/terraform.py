@@ -39,6 +39,7 @@ VAR_FILE = "skyplan.tfvars.json"  # written by `plan`/`destroy` into the stack d
 # A Terraform killed with its parent (SIGTERM via PDEATHSIG) may still be saving state when the
 # next `skyplan apply`/`destroy` starts: wait for its state lock instead of failing.
 LOCK_TIMEOUT = "-lock-timeout=60s"
+_STATE_READ_ATTEMPTS = 6  # reads of a state file that another Terraform may be rewriting
 
 
 class TerraformError(SkyplanError):
@@ -298,8 +299,13 @@ class Runner:
         d = Path(directory)
         if not (d / "terraform.tfstate").exists():
             return []
-        res, out = self._run(d, ["state", "list"],
-                             on_event=None, json_ui=False)
+        for attempt in range(_STATE_READ_ATTEMPTS):
+            res, out = self._run(d, ["state", "list"], on_event=None, json_ui=False)
+            # A Terraform still applying (one left behind by a killed skyplan) rewrites the state
+            # file in place every few seconds; read mid-rewrite, the file looks empty. Read again.
+            if res.ok or "No state file was found" not in res.stderr or attempt == _STATE_READ_ATTEMPTS - 1:
+                break
+            time.sleep(0.5)
         if not res.ok:
             raise TerraformError(f"terraform state list failed in {d}:\n{res.stderr}")
         return [line.strip() for line in out.splitlines() if line.strip()]
