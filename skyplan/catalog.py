@@ -1,7 +1,7 @@
 """Load the price catalog (offerings per zone plus egress rates) from CSV files into a `Catalog`.
 
 The CSV format is the shipped snapshot's (`skyplan/data/catalog/*.csv`, described in the
-source tree's `shared/catalog/README.md`):
+snapshot's `skyplan/data/catalog/README.md`):
 
     cloud,instance_type,accelerator,accelerator_count,vcpus,memory_gib,
     price_hourly,spot_price_hourly,region,zone            (one line in the files)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,7 +33,7 @@ DATA_META = frozenset({"count", "for_each", "provider", "depends_on", "lifecycle
 PROVIDER_META = frozenset({"alias", "version"})
 MODULE_META = frozenset({"source", "version", "providers", "count", "for_each", "depends_on"})
 
-# source address → schema file (the pins of ../shared/provider-schemas/README.md).
+# source address → schema file (the pins of tests/fixtures/README.md).
 SCHEMA_FILES = {
     "hashicorp/aws": "aws.json.gz",
     "hashicorp/google": "google.json.gz",
@@ -54,8 +53,8 @@ BUILTIN_TYPES = frozenset({"terraform_data", "null_resource"})
 
 
 def schemas_root() -> Path:
-    """The provider-schemas folder: `$SKYPLAN_SHARED/provider-schemas`, default `<repo>/../shared`."""
-    return Path(os.environ.get("SKYPLAN_SHARED", REPO.parent / "shared")) / "provider-schemas"
+    """The vendored provider-schemas folder (provenance in tests/fixtures/README.md)."""
+    return REPO / "tests" / "fixtures" / "provider-schemas"
 
 
 @cache

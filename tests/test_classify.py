@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,7 @@ import yaml
 from skyplan.models import FailureScope
 from skyplan.targets import get_target
 
-SHARED = Path(os.environ.get("SKYPLAN_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-FIXTURE = SHARED / "fixtures" / "cloud-errors.yaml"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "cloud-errors.yaml"  # provenance: fixtures/README.md
 
 
 def _cases() -> list[tuple[str, str, str, str]]:

@@ -24,7 +24,7 @@ class ProviderPin:
     local_name: str  # "aws", "google", "google-beta", "azurerm"
     source: str  # "hashicorp/aws"
     version: str  # "~> 6.25"
-    schema_file: str  # file name in ../shared/provider-schemas/, for the schema check
+    schema_file: str  # file name in tests/fixtures/provider-schemas/, for the schema check
 
 
 @dataclass(frozen=True)
