@@ -23,23 +23,22 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from skyplan import results
 from skyplan.errors import ApplyError, GaveUpError, SkyplanError
 from skyplan.models import FailureScope
+from skyplan.results import write_result_id
 from skyplan.runstate import EventLog, RunLock, file_uri_path, read_events
 from skyplan.targets.base import Failure, Target
 from skyplan.terraform import Runner, RunResult, TerraformError, find_terraform
 
 EXIT_INTERRUPTED = 130
-# Reading a cloud task's status.json from its storage: (module, pip extra that installs it).
-_STATUS_SDKS = {"aws": ("boto3", "aws"), "gcp": ("google.cloud.storage", "gcp"),
-                "azure": ("azure.storage.blob", "azure")}
 CLOUD_TARGETS = ("aws", "gcp", "azure")
 _WATCHDOG_FACTOR = 3.0  # a polled task is given up after this many times its planned hours…
 _WATCHDOG_GRACE_H = 1.0  # …plus this much for booting, image pulls and setup
@@ -239,6 +238,8 @@ class _Run:
         self.first_attempt = 1
         self._spec = None  # the spec's Tasks (workdir, file_mounts), parsed on first need
         self.spec_dir = directory
+        self.rerun: set[str] = set()  # `--rerun`: tasks (and their downstream) never reused
+        self.ids: dict[str, str | None] | None = None  # result ids for the current plan
 
     # -- plan and stacks -----------------------------------------------------------------------
 
@@ -247,6 +248,7 @@ class _Run:
 
         self.doc = read_plan(self.dir)
         self.tasks = {t["name"]: t for t in self.doc["tasks"]}
+        self.ids = None  # a recompile may change offerings, so result ids are recomputed
         storage_base = _spec_storage(self.dir)
         for name in sorted({t["cloud"] for t in self.doc["tasks"]} | set(self._stack_dirs_with_state())):
             if name not in self.stacks:
@@ -309,15 +311,16 @@ class _Run:
 
     def _execute(self, started: float) -> ApplyOutcome:
         self.load_plan()
-        spec_sha = self.doc.get("inputs", {}).get("spec_sha256")
         previous = list(read_events(self.dir))
-        self.done = {e["task"] for e in previous
-                     if e.get("event") == "task_succeeded" and e.get("spec_sha256") == spec_sha}
+        self.done = self._reusable()
         self.attempt = max((e.get("attempt", 0) for e in previous if e.get("event") == "attempt_started"),
                            default=0)
         first_attempt = self.attempt + 1
         self.log.emit("run_started", directory=str(self.dir), terraform=self.runner.describe(),
                       plan=self.doc["name"], already_succeeded=sorted(self.done), max_attempts=self.max_attempts)
+        for name in sorted(self.done):
+            self.log.emit("task_reused", task=name, result_id=self._result_ids()[name],
+                          outputs=self._outputs_uri(name))
         self._reap()  # leftovers of a killed run: processes state does not know about
         self.first_attempt = first_attempt
         self._check_runnable()
@@ -329,19 +332,14 @@ class _Run:
 
     def _check_runnable(self) -> None:
         """Refuse (exit 2) before anything is created when the plan cannot run as compiled:
-        the blockers compile recorded in plan.json, and the SDK that reads task status from a
-        cloud's storage when it is not installed."""
-        problems = list(self.doc.get("apply_blockers") or [])
-        clouds = {t["cloud"] for n, t in self.tasks.items() if n not in self.done}
-        for cloud in sorted(clouds & set(_STATUS_SDKS)):
-            module, extra = _STATUS_SDKS[cloud]
-            try:
-                __import__(module)
-            except ImportError:
-                problems.append(f"tasks on {cloud} report through its storage, which needs {module}: "
-                                f"pip install 'skyplan[{extra}]'")
-        if problems:
-            raise SkyplanError("this plan cannot be applied:\n  - " + "\n  - ".join(problems))
+        the blockers compile recorded in plan.json, the SDK that reads task status from a
+        cloud's storage, programs the local/ssh targets need here or on their hosts
+        (`skyplan.preflight`)."""
+        from skyplan import preflight
+
+        todo = sorted(set(self.tasks) - self.done)
+        on_machines = [p for s in self.stacks.values() for p in s.target.check_machines(self.dir, self.doc, todo)]
+        preflight.check(self.doc, skip=self.done, extra=on_machines)
 
     def _check_sources(self) -> None:
         """Fail before anything is created when a workdir or file_mounts source is missing."""
@@ -438,13 +436,15 @@ class _Run:
             if not changed:
                 self.stop.wait(_POLL_S)
                 continue
-            results = self._apply_stacks({s.name: desired[s.name] for s in changed}, ready)
+            applied = self._apply_stacks({s.name: desired[s.name] for s in changed}, ready)
             failures: list[tuple[str, Failure]] = []
             broken = []
-            for name, (res, starting) in results.items():
+            failed: list[_TaskFailed] = []
+            for name, (res, starting) in applied.items():
                 stack = self.stacks[name]
                 if stack.target.apply_waits_for_tasks or not res.ok:
-                    self._collect_finished(stack, starting, final=res.ok and stack.target.apply_waits_for_tasks)
+                    failed += self._collect_finished(stack, starting,
+                                                     final=res.ok and stack.target.apply_waits_for_tasks)
                 if res.ok:
                     stack.active = desired[name]
                     continue
@@ -453,6 +453,8 @@ class _Run:
                 f, b = self._classify(stack, res, starting)
                 failures += f
                 broken += b
+            if failed:  # after every sibling that finished was recorded as succeeded (or failed)
+                raise failed[0]
             if failures:
                 raise _Placement(failures)
             if broken:
@@ -518,6 +520,10 @@ class _Run:
             file_uri_path(uri).unlink(missing_ok=True)
         elif uri.startswith("s3://"):
             _delete_s3(uri)
+        try:
+            write_result_id(stack.storage, _slug(task), self._result_ids().get(task))
+        except SkyplanError as exc:
+            raise _Broken(f"task {task}: {exc.message}") from None
         spec_task = self._spec_task(task)
         if spec_task is not None and (spec_task.workdir or spec_task.file_mounts):
             try:
@@ -526,6 +532,38 @@ class _Run:
             except SkyplanError as exc:
                 raise _Broken(f"task {task}: {exc.message}") from None
             self.log.emit("task_staged", task=task, attempt=self.attempt, uris=uris)
+
+    def _result_ids(self) -> dict[str, str | None]:
+        """Each task's result id for the current plan (skyplan/results.py), computed once per plan."""
+        if self.ids is None:
+            defs: dict[str, dict | None] = {}
+            for name, t in self.tasks.items():
+                try:  # _spec_task sets spec_dir, which relative workdir paths are read against
+                    task = self._spec_task(name)
+                    defs[name] = None if task is None else results.task_definition(task, t, self.spec_dir)
+                except (SkyplanError, OSError):  # never reused; _check_sources names the problem
+                    defs[name] = None
+            self.ids = results.result_ids(defs, {n: t.get("depends_on", ()) for n, t in self.tasks.items()})
+        return self.ids
+
+    def _reusable(self) -> set[str]:
+        """Tasks whose result in storage has the id they would get now (and is not `--rerun`)."""
+        ids = self._result_ids()
+        stored = {}
+        for name, rid in ids.items():
+            if rid is not None:
+                stack = self.stack_of(name)
+                try:
+                    stored[name] = results.stored_id(stack.target.task_status(stack.storage, _slug(name)))
+                except SkyplanError:  # e.g. the storage SDK is missing: _check_runnable says so
+                    stored[name] = None
+        deps = {n: t.get("depends_on", ()) for n, t in self.tasks.items()}
+        return results.reusable(ids, stored, deps, self.rerun)
+
+    def _outputs_uri(self, task: str) -> str:
+        from skyplan.runstate import join_uri
+
+        return join_uri(self.stack_of(task).storage, _slug(task), "outputs") + "/"
 
     def _spec_task(self, task: str):
         """The spec's Task for `task` (from the spec copy in DIR), or None for an unreadable copy."""
@@ -541,16 +579,23 @@ class _Run:
         except KeyError:
             return None
 
-    def _collect_finished(self, stack: _Stack, tasks: list[str], *, final: bool) -> None:
+    def _collect_finished(self, stack: _Stack, tasks: list[str], *, final: bool) -> list[_TaskFailed]:
         """Record the tasks of `tasks` that have a status; with `final` (an apply that waits for
-        its tasks succeeded) a task without one failed: its executor died before writing it."""
+        its tasks succeeded) a task without one failed: its executor died before writing it.
+        Every task is recorded, so a sibling that succeeded beside a failed one counts as
+        succeeded; the failures are returned for the caller to raise."""
+        failed = []
         for n in tasks:
             st = stack.target.task_status(stack.storage, _slug(n))
             if st is None and final:
                 st = {"exit_code": None, "error": "the executor ended without writing status.json:\n"
                       + self._log_tail(n, {})}
             if st is not None:
-                self._task_done(stack, n, st)
+                try:
+                    self._task_done(stack, n, st)
+                except _TaskFailed as exc:
+                    failed.append(exc)
+        return failed
 
     def _poll_running(self) -> None:
         for n in list(self.running):
@@ -586,11 +631,18 @@ class _Run:
         if code == 0:
             self.done.add(task)
             self.log.emit("task_succeeded", spec_sha256=self.doc.get("inputs", {}).get("spec_sha256"),
-                          **common)
+                          result_id=st.get("result_id"), outputs=self._outputs_uri(task), **common)
             return
         tail = self._log_tail(task, st)
-        self.log.emit("task_failed", log_tail=tail, **common)
+        self.log.emit("task_failed", log_tail=tail, log=self._log_file(task), **common)
         raise _TaskFailed(task, code, tail)
+
+    def _log_file(self, task: str) -> str:
+        """Where the task's log is for the user to read: its work directory here, else storage."""
+        from skyplan.runstate import join_uri
+
+        logs = sorted((self.dir / ".skyplan" / "work" / _slug(task)).glob("node-0/task.log"))
+        return str(logs[0]) if logs else join_uri(self.stack_of(task).storage, _slug(task), "log-tail.txt")
 
     def _log_tail(self, task: str, st: Mapping[str, Any]) -> str:
         from skyplan.runstate import join_uri, read_text
@@ -735,6 +787,7 @@ def apply(
     on_event: Callable[[dict], None] | None = None,
     confirm: Callable[[dict], bool] | None = None,
     runner: Runner | None = None,
+    rerun: bool | Iterable[str] = (),
 ) -> ApplyOutcome:
     """Run a compiled DIR (or compile SPEC into `out_dir` first) to completion.
 
@@ -746,7 +799,11 @@ def apply(
         json_events: also print every event as one JSON line on stdout.
         on_event: called with every skyplan event, and with `{"event": "terraform", "stack",
             "ui": <Terraform -json UI message>}` for Terraform's own progress.
-        confirm: asked (with plan.json) before cloud tasks run when not `auto_approve`.
+        confirm: asked (with plan.json) before cloud tasks run when not `auto_approve`, once the
+            plan passed `skyplan.preflight` (a plan that cannot run is refused first).
+        rerun: True re-runs every task; task names re-run those and their downstream tasks. By
+            default a task whose result in storage has its current result id is reused
+            (`skyplan.results`).
     Returns:
         The outcome of a successful run.
     Raises:
@@ -766,6 +823,15 @@ def apply(
     from skyplan.planfile import read_plan
 
     doc = read_plan(directory)
+    names = [t["name"] for t in doc["tasks"]]
+    forced = set(names) if rerun is True else set(rerun or ())
+    unknown = sorted(forced - set(names))
+    if unknown:
+        raise SkyplanError(f"--rerun: no task {', '.join(map(repr, unknown))} in the plan "
+                           f"(tasks: {', '.join(sorted(names))})")
+    from skyplan import preflight
+
+    preflight.check(doc)  # refuse before asking: a prompt for a plan that cannot run misleads
     clouds = sorted({t["cloud"] for t in doc["tasks"]} & set(CLOUD_TARGETS))
     if clouds and not auto_approve:
         if confirm is None or not confirm(doc):
@@ -777,6 +843,7 @@ def apply(
                    catalog_dir=catalog_dir,
                    on_tf_event=(lambda stack, ev: emit({"event": "terraform", "stack": stack, "ui": ev}))
                    if (on_event or json_events) else None)
+        run.rerun = forced
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, run._on_sigint)
@@ -836,6 +903,8 @@ def status(directory: str | Path) -> list[TaskStatus]:
             prices[name] = (ev.get("hourly_price") or 0.0) * (ev.get("num_nodes") or 1)
             row.state, row.cloud, row.zone = "running", ev.get("cloud"), ev.get("zone")
             row.attempt, row.started, row.finished, row.exit_code = ev.get("attempt", 0), ev["t"], None, None
+        elif kind == "task_reused":
+            row.state, row.exit_code, row.finished = "succeeded", 0, ev["t"]
         elif kind in ("task_succeeded", "task_failed"):
             row.state = "succeeded" if kind == "task_succeeded" else "failed"
             row.exit_code = ev.get("exit_code")
@@ -886,7 +955,7 @@ def destroy(directory: str | Path, *, on_event: Callable[[dict], None] | None = 
 
 
 def run_cli(source: Path, directory: Path, *, catalog_dir: str | Path | None, auto_approve: bool,
-            max_attempts: int, as_json: bool, interactive: bool) -> int:
+            max_attempts: int, as_json: bool, interactive: bool, rerun: bool | Iterable[str] = ()) -> int:
     """`skyplan apply`: progress on the terminal (or JSON lines), then a summary; returns the exit code."""
     view = _ApplyView(as_json=as_json)
 
@@ -900,7 +969,13 @@ def run_cli(source: Path, directory: Path, *, catalog_dir: str | Path | None, au
 
     try:
         outcome = apply(source, out_dir=directory, catalog_dir=catalog_dir, auto_approve=auto_approve,
-                        max_attempts=max_attempts, on_event=view.on_event, confirm=confirm)
+                        max_attempts=max_attempts, on_event=view.on_event, confirm=confirm, rerun=rerun)
+    except SkyplanError as exc:
+        if view.failed_shown and isinstance(exc, ApplyError):
+            # The view already showed the failed task's log (task_failed): say it once.
+            exc.message = exc.message.split("\n", 1)[0] + " (its log is above)"
+        view.where()
+        raise
     finally:
         view.close()
     view.summary(outcome)
@@ -914,14 +989,19 @@ def status_cli(directory: Path, *, as_json: bool) -> int:
 
 
 def destroy_cli(directory: Path, *, as_json: bool) -> int:
-    """`skyplan destroy DIR`."""
+    """`skyplan destroy DIR`: progress lines, then one line; with `as_json` exactly one JSON document."""
     view = _ApplyView(as_json=as_json)
+    seen: list[dict] = []
     try:
-        stacks = destroy(directory, on_event=view.on_event)
+        # JSON: the events go into the one document printed at the end (and to events.jsonl).
+        stacks = destroy(directory, on_event=seen.append if as_json else view.on_event)
     finally:
         view.close()
     if as_json:
-        print(json.dumps({"destroyed": stacks, "directory": str(directory)}, sort_keys=True))
+        removed = sum(e.get("removed", 0) for e in seen if e.get("event") == "destroyed")
+        reaped = [p for e in seen if e.get("event") == "reaped" for p in e.get("process_groups", ())]
+        print(json.dumps({"destroyed": stacks, "directory": str(directory), "removed": removed,
+                          "reaped": reaped}, sort_keys=True))
     else:
         view.console.print(f"destroyed {', '.join(stacks) if stacks else 'nothing (no state left)'} in {directory}")
     return 0
@@ -943,6 +1023,10 @@ class _ApplyView:
 
         self.as_json = as_json
         self.console = Console(highlight=False, soft_wrap=True)
+        self.streamed: set[str] = set()  # resource addresses whose task output was shown live
+        self.failed_shown = False  # a task_failed line (with its log) was printed
+        self.directory: str | None = None
+        self.outputs: dict[str, str] = {}  # task → where its outputs are (succeeded or reused)
 
     def on_event(self, ev: dict) -> None:
         if ev.get("event") == "terraform":
@@ -961,12 +1045,28 @@ class _ApplyView:
                 if _TF_CHATTER.match(str(hook.get("output", ""))):
                     return  # Terraform echoing our wrapper command line or its ssh settings: noise
                 addr = (hook.get("resource") or {}).get("addr", "")
+                self.streamed.add(addr)
                 self.console.print(f"  [dim]{addr}: {hook.get('output', '')}[/]", markup=True,
                                    highlight=False, emoji=False)
             return
+        kind = ev.get("event")
+        if kind == "run_started":
+            self.directory = ev.get("directory")
+        elif kind in ("task_succeeded", "task_reused") and ev.get("outputs"):
+            self.outputs[ev["task"]] = str(ev["outputs"])
         if self.as_json:
             print(json.dumps(ev, sort_keys=True, default=str), flush=True)
             return
+        if kind == "task_failed":
+            self.failed_shown = True
+            if any(_address_task(a, [ev.get("task", "")]) for a in self.streamed):
+                # Its output was streamed above: point at it instead of printing it again.
+                where = f" (log: {_esc(ev['log'])})" if ev.get("log") else ""
+                text = (f"[red]✘ {_esc(ev.get('task'))} failed[/] (exit code {ev.get('exit_code')}); "
+                        f"its output is above{where}")
+                self.console.print(f"[dim]{ev.get('ts', '')[11:19]}[/] {text}", markup=True, highlight=False,
+                                   emoji=False)
+                return
         text = _describe(ev)
         if text:
             clock = ev.get("ts", "")[11:19]
@@ -986,11 +1086,25 @@ class _ApplyView:
         if self.as_json:
             return
         _print_status(outcome.tasks, as_json=False, console=self.console)
+        self.where()
         if outcome.attempts == 0:
             self.console.print(f"[bold green]done[/]: {_esc(outcome.message)}", markup=True)
             return
         self.console.print(f"[bold green]done[/] in {outcome.wall_s:.1f} s, {outcome.attempts} attempt(s)",
                            markup=True)
+
+    def where(self) -> None:
+        """Where the run directory and each finished task's outputs are."""
+        if self.as_json or not self.directory:
+            return
+        self.console.print(f"run directory: {_esc(self.directory)} (skyplan status {_esc(self.directory)})",
+                           markup=True)
+        if self.outputs:
+            self.console.print("outputs:", markup=False)
+            width = max(len(t) for t in self.outputs)
+            for task, uri in self.outputs.items():
+                shown = str(file_uri_path(uri)) + "/" if uri.startswith("file://") else uri
+                self.console.print(f"  {task.ljust(width)}  {shown}", markup=False, highlight=False)
 
     def close(self) -> None:
         pass
@@ -1008,8 +1122,11 @@ def _describe(ev: dict) -> str:
     where = _esc(f"{ev.get('cloud')}:{ev.get('zone') or ev.get('region')}")
     if kind == "run_started":
         done = ev.get("already_succeeded") or []
-        extra = f", resuming ({len(done)} task(s) already succeeded)" if done else ""
-        return f"applying [bold]{_esc(ev.get('plan'))}[/] with {_esc(ev.get('terraform'))}{extra}"
+        extra = f", reusing {len(done)} result(s)" if done else ""
+        return (f"applying [bold]{_esc(ev.get('plan'))}[/] in {_esc(ev.get('directory'))} with "
+                f"{_esc(ev.get('terraform'))}{extra}")
+    if kind == "task_reused":
+        return f"reused: {task} (result {_esc(results.short(ev.get('result_id')))})"
     if kind == "attempt_started":
         return f"[bold]attempt {ev.get('attempt')}[/]"
     if kind == "task_started":

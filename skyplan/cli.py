@@ -226,16 +226,27 @@ def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, expla
 
 @main.command("apply")
 @click.argument("target", type=click.Path())
+@click.argument("tasks", nargs=-1)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output directory when TARGET is a spec.")
 @click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False), help="Price catalog for (re)compiles.")
 @click.option("--auto-approve", is_flag=True, help="Do not ask before creating paid cloud resources.")
 @click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 100), help="Failover attempts.")
+@click.option("--rerun", is_flag=True,
+              help="Run TASKS (and everything downstream of them) again, or every task when none is named, "
+                   "even where a result with the same identity is in storage.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one event per line).")
-def apply_cmd(target, out_dir, catalog_dir, auto_approve, max_attempts, as_json) -> None:
-    """Compile SPEC (or take a compiled DIR), run it through Terraform in DAG order, fail over, tear down."""
+def apply_cmd(target, tasks, out_dir, catalog_dir, auto_approve, max_attempts, rerun, as_json) -> None:
+    """Compile SPEC (or take a compiled DIR), run it through Terraform in DAG order, fail over, tear down.
+
+    A task whose result in storage has the identity it would get now (same definition, inputs,
+    workdir content, offering class and upstream results) is reused, not run again."""
 
     def run() -> int:
         from skyplan import apply as apply_mod
+
+        if tasks and not rerun:
+            raise SkyplanError(f"task names ({' '.join(tasks)}) are only taken with --rerun: "
+                               f"skyplan apply --rerun {target} {' '.join(tasks)}")
 
         path = Path(target)
         if path.is_dir():
@@ -252,6 +263,7 @@ def apply_cmd(target, out_dir, catalog_dir, auto_approve, max_attempts, as_json)
             max_attempts=max_attempts,
             as_json=as_json,
             interactive=sys.stdin.isatty() and not as_json,
+            rerun=(list(tasks) or True) if rerun else (),
         )
 
     _guard(as_json, run)

@@ -23,7 +23,9 @@ Environment it reads (all optional):
     naming the missing ones. Values are never written or logged.
 
 Steps:
-    1. Make `$WORK/inputs` and `$WORK/outputs`.
+    1. Make `$WORK/inputs` and `$WORK/outputs`. Read the task's result id (64 hex digits) from
+       `$SKYPLAN_STORAGE/<task>/result-id`, which `skyplan apply` writes before the task starts
+       (see `skyplan.results`); none there ⇒ `"result_id": null` in status.json.
     2. For each upstream task (by slug, see `task_slug`): require
        `$SKYPLAN_STORAGE/<up>/status.json` with exit code 0, then copy
        `$SKYPLAN_STORAGE/<up>/outputs/` to `$WORK/inputs/<up>/` (file:// cp -a, s3 `aws s3 sync`,
@@ -58,7 +60,7 @@ Steps:
     4. Node 0 mirrors `$WORK/outputs/` to `$SKYPLAN_STORAGE/<task>/outputs/` (stale objects of
        an earlier attempt are deleted). Failure ⇒ exit 74, stage "outputs".
     5. Write `status.json` — {"task", "exit_code", "stage", "started", "finished", "host",
-       "node_rank", "num_nodes"} — and `log-tail.txt` (last 200 lines) to
+       "node_rank", "num_nodes", "result_id"} — and `log-tail.txt` (last 200 lines) to
        `$SKYPLAN_STORAGE/<task>/` (node 0) or `$SKYPLAN_STORAGE/<task>/nodes/<rank>/` (others).
     6. Power off if SKYPLAN_SHUTDOWN=1, and exit with the task's exit code.
 

@@ -2,7 +2,8 @@
 # Runs one node of a task on this machine: takes CPU slots of the zone, starts the executor in a
 # session of its own (its PID = process group id, recorded for stop.sh and skyplan's reaper),
 # streams its log to Terraform and waits. Exit status: 0 once the executor ran (the task's own
-# exit code is in status.json and exit_code), 75 when the zone has no free slot.
+# exit code is in status.json and exit_code), 75 when the zone has no free slot, 69 when a
+# program it needs (flock, setsid, tail) is missing.
 set -uo pipefail
 
 zone="$SKYPLAN_ZONE"
@@ -15,6 +16,14 @@ no_slot() {
 if [ "${SKYPLAN_INJECT_FAILURE:-}" = "capacity" ]; then
   no_slot "inject_failure is set in the local config"
 fi
+
+for tool in flock setsid tail; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    # An environment error, not a capacity one: skyplan must not fail the zone over for it.
+    echo "skyplan-local: this machine lacks $tool (util-linux/coreutils): install it" >&2
+    exit 69
+  fi
+done
 
 slots_dir="${SKYPLAN_LOCAL_SLOTS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/skyplan/local-slots}/$zone"
 mkdir -p "$slots_dir" "$SKYPLAN_WORK_DIR"

@@ -2,7 +2,8 @@
 # Runs on the pool host (uploaded by Terraform's file provisioner): takes CPU slots of the host,
 # starts the executor in a session of its own (PID recorded for teardown), waits for it.
 # Usage: node.sh RUN_ID TASK_SLUG CPUS HOST_CPUS HOST_NAME. Exit status: 0 once the executor
-# ran (the task's exit code is in status.json), 75 when the host has no free slot.
+# ran (the task's exit code is in status.json), 75 when the host has no free slot, 69 when
+# flock or setsid is missing.
 set -uo pipefail
 run_id="$1" slug="$2" need="$3" host_cpus="$4" host="$5"
 
@@ -12,6 +13,14 @@ export SKYPLAN_STORAGE="file://$root/storage"
 export SKYPLAN_WORK_DIR="$dir/work"
 export SKYPLAN_SHUTDOWN=0 SKYPLAN_NODE_RANK=0 SKYPLAN_NUM_NODES=1
 mkdir -p "$SKYPLAN_WORK_DIR"
+
+for tool in flock setsid; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    # An environment error, not a capacity one: skyplan must not fail this host over for it.
+    echo "skyplan-ssh: host $host lacks $tool (util-linux): install it on the host" >&2
+    exit 69
+  fi
+done
 
 slots_dir="${XDG_CACHE_HOME:-$HOME/.cache}/skyplan/slots"
 mkdir -p "$slots_dir"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Moves task data between the run's storage on this machine and a pool host, with scp through
 # the run's ssh-agent and the pinned host key (never trust-on-first-use).
-#   push: the task's secrets (values from this environment), its staged workdir/ and mounts/,
+#   push: the task's secrets (values from this environment), its staged workdir/, mounts/ and result-id,
 #         and upstream tasks' status.json and outputs/ → host
 #   pull: this task's status.json, log-tail.txt and outputs/ → local storage
 set -euo pipefail
@@ -25,10 +25,11 @@ case "$1" in
       done
       scp -p "${opts[@]}" "$secrets" "$SKYPLAN_REMOTE:$SKYPLAN_REMOTE_DIR/$SKYPLAN_SLUG/secrets.env"
     fi
-    # The task's workdir and local file_mounts, staged by `skyplan apply` into local storage.
+    # The task's workdir, local file_mounts and result id, staged by `skyplan apply` into local
+    # storage.
     staged_parts=()
-    for part in workdir mounts; do
-      if [ -d "$local_storage/$SKYPLAN_SLUG/$part" ]; then
+    for part in workdir mounts result-id; do
+      if [ -e "$local_storage/$SKYPLAN_SLUG/$part" ]; then
         staged_parts+=("$part")
       fi
     done

@@ -119,6 +119,17 @@ class Target(abc.ABC):
         (e.g. SSH_AUTH_SOCK of a per-run ssh-agent)."""
         return nullcontext({})
 
+    def local_tools(self) -> tuple[str, ...]:
+        """Programs this target runs on this machine (checked on PATH before apply creates
+        anything; see `skyplan.preflight`). Cloud targets run nothing here but Terraform."""
+        return ()
+
+    def check_machines(self, run_dir: Path, plan: Mapping[str, Any], tasks: list[str]) -> list[str]:
+        """Problems found on the machines that would run `tasks` (e.g. a program missing on an
+        ssh host), checked before anything is created, inside the run's `session`. A machine
+        that cannot be reached is not a problem here: provisioning classifies that."""
+        return []
+
     def reap(self, run_dir: Path) -> list[int]:
         """Stop task processes the run started that Terraform's state may not know about
         (killed or interrupted applies); called after every destroy. Returns what it stopped."""

@@ -207,6 +207,12 @@ class LocalTarget(Target):
             return Failure(FailureScope.ZONE, "LocalNoFreeSlot", line[line.index(m.group(0)):].strip())
         return None
 
+    def local_tools(self) -> tuple[str, ...]:
+        """run.sh takes CPU slots with flock and streams the log with tail; the executor runs here."""
+        from skyplan.preflight import EXECUTOR_TOOLS
+
+        return (*EXECUTOR_TOOLS, "flock")
+
     def reap(self, run_dir: Path) -> list[int]:
         """Kill every task process group this run recorded and that still runs; return their ids.
 

@@ -259,6 +259,40 @@ class SshTarget(Target):
             env["SSH_AUTH_SOCK"] = sock
             yield env
 
+    def local_tools(self) -> tuple[str, ...]:
+        """sync.sh copies data with scp; host keys are looked up with ssh-keygen."""
+        return ("bash", "ssh", "scp", "ssh-keygen", "mktemp", "cp", "mv", "rm")
+
+    def check_machines(self, run_dir: Path, plan: Mapping[str, Any], tasks: list[str]) -> list[str]:
+        """Ask each host that would run one of `tasks` which of node.sh's and the executor's
+        programs it lacks (one ssh round trip per host, with the run's pinned host keys)."""
+        from skyplan.preflight import EXECUTOR_TOOLS, describe_missing
+
+        names = sorted({t["zone"] for t in plan["tasks"] if t["name"] in tasks and t["cloud"] == "ssh"})
+        hosts = _read_hosts(run_dir)
+        pinned = Path(run_dir) / PINNED_FILE
+        tools = " ".join(dict.fromkeys((*EXECUTOR_TOOLS, "flock")))
+        # POSIX sh: the login shell of the host runs it, and bash is one of the things checked.
+        probe = (f'for t in {tools}; do command -v "$t" >/dev/null 2>&1 || echo "missing $t"; done; '
+                 "echo skyplan-checked")
+        found = []
+        for name in names:
+            h = hosts.get(name)
+            if h is None or not pinned.exists():
+                continue
+            try:
+                proc = subprocess.run([*_ssh_base(h, pinned, timeout=10), probe], capture_output=True,
+                                      text=True, timeout=60, stdin=subprocess.DEVNULL)
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            lines = proc.stdout.splitlines()
+            if proc.returncode != 0 or "skyplan-checked" not in lines:
+                continue  # unreachable or unknown key: the task's provisioning classifies that
+            missing = [ln.split(" ", 1)[1] for ln in lines if ln.startswith("missing ")]
+            if missing:
+                found.append(describe_missing(f"ssh host {name} ({h['user']}@{h['address']})", missing))
+        return found
+
     def reap(self, run_dir: Path) -> list[int]:
         """Stop leftovers of this run on every host a task of it was started on (over ssh)."""
         from skyplan.assets import modules_dir

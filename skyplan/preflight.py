@@ -1,0 +1,74 @@
+"""What `skyplan apply` checks before it creates anything (and before it asks to).
+
+A plan that cannot run must be refused (exit 2) before the confirmation prompt and before the
+first `terraform apply`: the blockers compile recorded in plan.json, the Python SDK that reads a
+cloud task's status from its storage, and the programs the local and ssh targets run on this
+machine (and, for ssh, on each pool host, checked over ssh once the run's agent is up). A
+missing program is an environment error with its own message, never a capacity failure that
+would fail a zone over.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from skyplan.errors import SkyplanError
+
+# Reading a cloud task's status.json from its storage: (module, pip extra that installs it).
+STATUS_SDKS = {"aws": ("boto3", "aws"), "gcp": ("google.cloud.storage", "gcp"),
+               "azure": ("azure.storage.blob", "azure")}
+
+# Programs the executor (templates/executor.sh.j2) runs besides bash builtins, on any machine.
+EXECUTOR_TOOLS = ("bash", "cp", "mkdir", "rm", "mv", "cat", "head", "tail", "grep", "tr", "tee",
+                  "date", "sleep", "setsid")
+# Where a missing program usually comes from, for the message.
+PACKAGES = {"flock": "util-linux", "setsid": "util-linux", "ssh": "openssh-client",
+            "scp": "openssh-client", "ssh-keygen": "openssh-client", "ssh-agent": "openssh-client",
+            "ssh-add": "openssh-client"}
+
+
+def missing_programs(names: Iterable[str]) -> list[str]:
+    """The programs of `names` not found on this machine's PATH, in order."""
+    return [n for n in dict.fromkeys(names) if shutil.which(n) is None]
+
+
+def describe_missing(where: str, names: Iterable[str]) -> str:
+    """"<where> lacks flock (util-linux), …": one problem line for missing programs."""
+    parts = [f"{n} ({PACKAGES[n]})" if n in PACKAGES else n for n in names]
+    return f"{where} lacks {', '.join(parts)}: install it and apply again"
+
+
+def problems(doc: Mapping[str, Any], *, skip: Iterable[str] = ()) -> list[str]:
+    """Why the plan `doc` (plan.json) cannot be applied on this machine; [] when it can.
+
+    Args:
+        doc: the plan.
+        skip: tasks that will not run (reused results): their target needs nothing.
+    """
+    from skyplan.targets import get_target
+
+    found = list(doc.get("apply_blockers") or [])
+    skipped = set(skip)
+    clouds = sorted({t["cloud"] for t in doc["tasks"] if t["name"] not in skipped})
+    for cloud in clouds:
+        if cloud in STATUS_SDKS:
+            module, extra = STATUS_SDKS[cloud]
+            try:
+                __import__(module)
+            except ImportError:
+                found.append(f"tasks on {cloud} report through its storage, which needs {module}: "
+                             f"pip install 'skyplan[{extra}]'")
+        tools = get_target(cloud).local_tools()
+        missing = missing_programs(tools)
+        if missing:
+            found.append(describe_missing(f"this machine (needed by the {cloud} target)", missing))
+    return found
+
+
+def check(doc: Mapping[str, Any], *, skip: Iterable[str] = (), extra: Iterable[str] = ()) -> None:
+    """Raise SkyplanError (exit 2) listing every problem of `problems(doc)` and `extra`."""
+    found = [*problems(doc, skip=skip), *extra]
+    if found:
+        raise SkyplanError("this plan cannot be applied:\n  - " + "\n  - ".join(found))
