@@ -377,7 +377,7 @@ def test_cli_apply_of_a_spec_then_status_and_destroy(tmp_path, local_zones):
     assert [(r["task"], r["state"], r["zone"], r["attempt"]) for r in rows] == [("t", "succeeded", "local-1", 1)]
     gone = subprocess.run([sys.executable, "-m", "skyplan.cli", "destroy", str(out), "--json"], env=cli_env(),
                           capture_output=True, text=True, timeout=60)
-    assert gone.returncode == 0 and json.loads(gone.stdout.splitlines()[-1])["destroyed"] == []
+    assert gone.returncode == 0 and json.loads(gone.stdout)["destroyed"] == []
 
 
 def test_task_status_is_read_from_file_and_s3_storage(tmp_path, monkeypatch):
