@@ -63,8 +63,10 @@ def _keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "skyplan-test", "-f", str(path)], check=True)
 
 
-def start_sshd(workdir: Path, timeout: float = 15.0) -> Sshd:
-    """Start `sshd -D -e -f CONFIG` listening on 127.0.0.1 only; return once it accepts connections."""
+def start_sshd(workdir: Path, timeout: float = 15.0, extra_config: str = "") -> Sshd:
+    """Start `sshd -D -e -f CONFIG` listening on 127.0.0.1 only; return once it accepts connections.
+
+    `extra_config`: sshd_config lines added at the end (e.g. `SetEnv PATH=…` for a host lacking a tool)."""
     workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(workdir, 0o700)
     host_key, client_key = workdir / "host_ed25519", workdir / "client_ed25519"
@@ -91,6 +93,7 @@ def start_sshd(workdir: Path, timeout: float = 15.0) -> Sshd:
         "UsePAM no\n"
         "PrintMotd no\n"
         "Subsystem sftp internal-sftp\n"
+        + extra_config
     )
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation directory
     log = workdir / "sshd.log"

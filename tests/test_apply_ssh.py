@@ -179,3 +179,30 @@ def test_workdir_reaches_a_pool_host(tmp_path, ssh_env):
     assert apply_mod.apply(out).ok
     assert (out / ".skyplan-storage" / "wdssh" / "job" / "outputs" / "out.txt").read_text() == "ran workdir\n"
     assert_no_state(out)
+
+
+@pytest.mark.slow
+def test_a_host_lacking_flock_is_refused_before_anything_is_created(tmp_path, ssh_env, tmp_path_factory,
+                                                                   monkeypatch):
+    """A missing program on a pool host is an environment error named before apply creates anything,
+    never a "no free slot" capacity failure that fails the host over."""
+    from test_preflight import path_without
+
+    from skyplan.errors import SkyplanError
+
+    bare = sshd.start_sshd(tmp_path_factory.mktemp("sshd-noflock"),
+                           extra_config=f"SetEnv PATH={path_without(tmp_path, 'flock')}\n")
+    try:
+        known = tmp_path / "known_hosts"
+        known.write_text(ssh_env.known_hosts.read_text() + bare.known_hosts.read_text())
+        monkeypatch.setenv("SKYPLAN_SSH_KNOWN_HOSTS", str(known))
+        spec = _spec(tmp_path / "remote.yaml", bare, [("lab", 0.5, [{**_box(bare), "name": "bare"}])])
+        out = compile_dir(spec, tmp_path / "out")
+        with pytest.raises(SkyplanError) as info:
+            apply_mod.apply(out)
+        assert info.value.exit_code == 2
+        assert f"ssh host bare ({bare.user}@127.0.0.1) lacks flock (util-linux)" in info.value.message
+        assert not (out / "ssh" / "terraform.tfstate").exists()
+        assert events(out, "task_started") == [] and events(out, "zone_excluded") == []
+    finally:
+        bare.stop()
