@@ -11,8 +11,9 @@ previous placement as hint) and the loop goes on with tasks that still run kept 
 placement did not change; `none-retry` ⇒ the same placement again after a backoff. A task failing
 by its own exit code is never failed over: everything is destroyed and the run ends with exit 1.
 Ctrl-C stops starting work, forwards the interrupt to Terraform, destroys everything, exit 130.
-Every step is an event in `DIR/events.jsonl` (see `runstate.py`), which is also how a later
-`skyplan apply DIR` resumes and how `skyplan status DIR` reports.
+Every step is an event in `DIR/events.jsonl` (see `runstate.py`), which is how `skyplan status
+DIR` reports. A later apply resumes from storage: a task whose `status.json` there carries the
+result id it would get now is reused, not run again (`results.py`).
 """
 
 from __future__ import annotations
@@ -521,6 +522,8 @@ class _Run:
         elif uri.startswith("s3://"):
             _delete_s3(uri)
         try:
+            if not uri.startswith(("file://", "s3://")):  # gs, Azure blob
+                results.remove_object(uri)
             write_result_id(stack.storage, _slug(task), self._result_ids().get(task))
         except SkyplanError as exc:
             raise _Broken(f"task {task}: {exc.message}") from None
@@ -603,6 +606,8 @@ class _Run:
             if stack.target.apply_waits_for_tasks:
                 continue
             st = stack.target.task_status(stack.storage, _slug(n))
+            if st is not None and results.is_other_result(st, self._result_ids().get(n)):
+                st = None  # an earlier run's status, not yet replaced by this start's executor
             if st is not None:
                 self._task_done(stack, n, st)
                 continue

@@ -162,6 +162,13 @@ def stored_id(status: Mapping[str, Any] | None) -> str | None:
     return rid if isinstance(rid, str) and _HEX64.match(rid) else None
 
 
+def is_other_result(status: Mapping[str, Any], rid: str | None) -> bool:
+    """Whether `status` (a status.json) is another result's than the one with id `rid`: a stale
+    status a polled task's storage still holds before this start's executor replaced it."""
+    sid = status.get("result_id")
+    return isinstance(sid, str) and bool(_HEX64.match(sid)) and sid != rid
+
+
 def downstream(depends_on: Mapping[str, Iterable[str]], names: Iterable[str]) -> set[str]:
     """`names` and every task that (transitively) depends on one of them."""
     out = set(names)
@@ -222,6 +229,11 @@ def write_result_id(storage: str, slug: str, rid: str | None) -> None:
         os.replace(tmp, path)
         return
     _write_object(uri, text)
+
+
+def remove_object(uri: str) -> None:
+    """Delete one object of gs:// or Azure blob storage (nothing when it is not there)."""
+    _write_object(uri, None)
 
 
 def _write_object(uri: str, text: str | None) -> None:  # cloud storage: no emulator in CI

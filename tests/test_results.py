@@ -200,3 +200,12 @@ def test_the_executor_records_the_result_id_it_was_given(tmp_path):
     (storage / "t" / results.RESULT_ID_FILE).write_text("not-hex\n")
     subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True, timeout=60)
     assert json.loads((storage / "t" / "status.json").read_text())["result_id"] is None
+
+
+def test_a_status_of_another_result_is_told_apart_from_this_starts():
+    rid = "d" * 64
+    assert results.is_other_result({"exit_code": 0, "result_id": "e" * 64}, rid)
+    assert not results.is_other_result({"exit_code": 0, "result_id": rid}, rid)
+    # No id recorded (the executor could not read one): it may be this start's, so it counts.
+    assert not results.is_other_result({"exit_code": 0, "result_id": None}, rid)
+    assert not results.is_other_result({"exit_code": 1}, rid)
