@@ -209,3 +209,21 @@ def test_a_status_of_another_result_is_told_apart_from_this_starts():
     # No id recorded (the executor could not read one): it may be this start's, so it counts.
     assert not results.is_other_result({"exit_code": 0, "result_id": None}, rid)
     assert not results.is_other_result({"exit_code": 1}, rid)
+
+
+def test_result_id_reaches_s3_storage_where_the_executor_reads_it(monkeypatch):
+    """Cloud tasks read their id from the run's bucket (moto stands in for S3)."""
+    moto = pytest.importorskip("moto")
+    boto3 = pytest.importorskip("boto3")
+    from skyplan.runstate import read_text
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with moto.mock_aws():
+        boto3.client("s3").create_bucket(Bucket="runs")
+        rid = "f" * 64
+        results.write_result_id("s3://runs/plan", "train", rid)
+        assert read_text("s3://runs/plan/train/result-id") == rid + "\n"
+        results.write_result_id("s3://runs/plan", "train", None)
+        assert read_text("s3://runs/plan/train/result-id") is None
