@@ -34,7 +34,6 @@ from typing import Any
 from skyplan import results
 from skyplan.errors import ApplyError, GaveUpError, SkyplanError
 from skyplan.models import FailureScope
-from skyplan.results import write_result_id
 from skyplan.runstate import EventLog, RunLock, file_uri_path, read_events
 from skyplan.targets.base import Failure, Target
 from skyplan.terraform import Runner, RunResult, TerraformError, find_terraform
@@ -524,7 +523,7 @@ class _Run:
         try:
             if not uri.startswith(("file://", "s3://")):  # gs, Azure blob
                 results.remove_object(uri)
-            write_result_id(stack.storage, _slug(task), self._result_ids().get(task))
+            results.write_result_id(stack.storage, _slug(task), self._result_ids().get(task))
         except SkyplanError as exc:
             raise _Broken(f"task {task}: {exc.message}") from None
         spec_task = self._spec_task(task)
@@ -601,6 +600,7 @@ class _Run:
         return failed
 
     def _poll_running(self) -> None:
+        failed: list[_TaskFailed] = []  # raised once every task that finished was recorded
         for n in list(self.running):
             stack = self.stack_of(n)
             if stack.target.apply_waits_for_tasks:
@@ -609,7 +609,10 @@ class _Run:
             if st is not None and results.is_other_result(st, self._result_ids().get(n)):
                 st = None  # an earlier run's status, not yet replaced by this start's executor
             if st is not None:
-                self._task_done(stack, n, st)
+                try:
+                    self._task_done(stack, n, st)
+                except _TaskFailed as exc:
+                    failed.append(exc)
                 continue
             # A VM that was preempted, hangs, or cannot reach storage never writes status.json;
             # without a limit the loop would wait (and the machine bill) forever.
@@ -624,7 +627,9 @@ class _Run:
                 self.log.emit("task_failed", task=n, attempt=self.attempt, cloud=self.tasks[n]["cloud"],
                               zone=self.tasks[n].get("zone"), exit_code=None, reason="watchdog",
                               elapsed_s=round(waited, 3), log_tail=detail)
-                raise _TaskFailed(n, None, detail)
+                failed.append(_TaskFailed(n, None, detail))
+        if failed:
+            raise failed[0]
 
     def _task_done(self, stack: _Stack, task: str, st: dict) -> None:
         started = self.running.pop(task, time.time())

@@ -107,8 +107,14 @@ def test_a_result_is_reused_only_while_it_is_in_storage_and_rerun_forces_it(tmp_
     assert "669" in report(out)
 
 
-def test_a_sibling_that_succeeded_beside_a_failed_task_is_recorded_and_not_run_again(tmp_path):
+@pytest.mark.parametrize("polled", [False, True], ids=["apply-waits", "polled-like-a-cloud"])
+def test_a_sibling_that_succeeded_beside_a_failed_task_is_recorded_and_not_run_again(tmp_path, polled,
+                                                                                      monkeypatch):
     # `a-broken` sorts before `b-fine`: the failure is handled first, and must not hide b's success.
+    # Polled: the cloud path, where the loop reads status.json from storage (and the result id in it).
+    from skyplan.targets.local import LocalTarget
+
+    monkeypatch.setattr(LocalTarget, "apply_waits_for_tasks", not polled)
     spec = tmp_path / "pair.yaml"
     text = """\
 name: pair
