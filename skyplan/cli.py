@@ -245,8 +245,9 @@ def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, expla
 @click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False), help="Price catalog for (re)compiles.")
 @click.option("--auto-approve", is_flag=True, help="Do not ask before creating paid cloud resources.")
 @click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 100), help="Failover attempts.")
+@click.option("--force", is_flag=True, help="When SPEC is compiled: replace files in DIR that skyplan did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one event per line).")
-def apply_cmd(target, out_dir, catalog_dir, auto_approve, max_attempts, as_json) -> None:
+def apply_cmd(target, out_dir, catalog_dir, auto_approve, max_attempts, force, as_json) -> None:
     """Compile SPEC (or take a compiled DIR), run it through Terraform in DAG order, fail over, tear down."""
 
     def run() -> int:
@@ -257,6 +258,11 @@ def apply_cmd(target, out_dir, catalog_dir, auto_approve, max_attempts, as_json)
             directory = path
         elif path.is_file():
             directory = Path(out_dir) if out_dir else default_out_dir(path)
+            from skyplan.pipeline import compile_plan, needs_compile
+
+            if force and needs_compile(path, directory):
+                # Compile here, taking DIR over; apply then finds the plan of this spec and runs it.
+                compile_plan(path, directory, catalog_dir=catalog_dir, force=True)
         else:
             raise SkyplanError(f"{target}: no such spec file or plan directory")
         return apply_mod.run_cli(

@@ -268,3 +268,40 @@ def test_a_symlink_in_a_generated_folder_is_in_the_way_and_never_written_through
     assert outside.read_text() == "precious\n"
     assert not (out / "aws" / "main.tf").is_symlink() and (out / "aws" / "main.tf").read_bytes() == b"b\n"
     assert not (out / "aws" / "link.tf").exists()
+
+
+@pytest.mark.slow
+def test_what_a_real_apply_leaves_never_blocks_a_recompile_and_apply_takes_force(tmp_path, monkeypatch):
+    """Run the quickstart with real Terraform, then recompile a changed spec into the same DIR:
+    everything apply and Terraform wrote there is run state. A foreign file in the stack then stops
+    `apply SPEC` before anything runs, unless --force."""
+    monkeypatch.setenv("SKYPLAN_LOCAL_CONFIG", str(tmp_path / "local.yaml"))
+    monkeypatch.setenv("SKYPLAN_LOCAL_SLOTS_DIR", str(tmp_path / "slots"))
+    (tmp_path / "local.yaml").write_text(json.dumps({"zones": [{"name": "local-1", "cpus": 2, "memory": 4}]}))
+    spec = tmp_path / "quickstart.yaml"
+    original = (REPO / "examples" / "quickstart.yaml").read_text()
+    spec.write_text(original)
+    out = tmp_path / "plan"
+    res = skyplan("apply", str(spec), "-o", str(out), "--auto-approve")
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_state = {rel: data for rel, data in tree(out).items() if rel not in read_manifest(out) and rel != MANIFEST_FILE}
+    assert "events.jsonl" in run_state and "local/terraform.tfstate" in run_state
+    assert all(is_run_state(rel) for rel in run_state), [rel for rel in run_state if not is_run_state(rel)]
+
+    spec.write_text(original.replace('LIMIT: "5000"', 'LIMIT: "100"'))
+    res = skyplan("compile", str(spec), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    for rel, data in run_state.items():
+        if not rel.startswith(".skyplan/"):  # compile rewrites its own spec copy there
+            assert (out / rel).read_bytes() == data, rel
+
+    spec.write_text(original.replace('LIMIT: "5000"', 'LIMIT: "200"'))
+    (out / "local" / "notes.txt").write_text("mine\n")
+    events_before = (out / "events.jsonl").read_bytes()
+    res = skyplan("apply", str(spec), "-o", str(out), "--auto-approve")
+    assert res.returncode == 2 and "local/notes.txt" in res.stderr, res.stdout + res.stderr
+    assert (out / "events.jsonl").read_bytes() == events_before  # refused before anything ran
+    res = skyplan("apply", str(spec), "-o", str(out), "--auto-approve", "--force")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not (out / "local" / "notes.txt").exists()
+    assert 'LIMIT: "200"' in (out / ".skyplan" / "spec.yaml").read_text()
