@@ -185,7 +185,8 @@ def write_output(files: Mapping[str, bytes], out_dir: Path, *, force: bool = Fal
     for rel in files:
         if PurePosixPath(rel).is_absolute() or ".." in PurePosixPath(rel).parts or rel == MANIFEST_FILE:
             raise RenderError(f"refusing to write {rel!r} in {out_dir}")
-    old = read_manifest(out_dir, strict=not force) if out_dir.is_dir() else None
+    # Only a checked compile may stop on a damaged manifest; the apply loop's recompile must not.
+    old = read_manifest(out_dir, strict=check and not force) if out_dir.is_dir() else None
     in_the_way = files_in_the_way(files, out_dir, old) if check and out_dir.is_dir() else []
     if in_the_way and not force:
         raise FilesInTheWay(out_dir, in_the_way)

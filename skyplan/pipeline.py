@@ -273,6 +273,11 @@ def compile_plan(
         previous_plan=previous_plan,
     )
     t0 = time.perf_counter()
+    source = solved.plan_doc["catalog"]["source"]
+    if os.path.isabs(source):
+        # A `--catalog DIR` is recorded relative to the plan, like the spec's origin: an absolute
+        # path would make the same plan differ between two checkouts (its content is in the hash).
+        solved.plan_doc["catalog"]["source"] = os.path.relpath(source, out.resolve())
     plan_json = dumps(solved.plan_doc)
     warnings = (*solved.spec.warnings, *spot_warnings(solved.placement),
                 *(f"apply will refuse: {b}" for b in solved.plan_doc["apply_blockers"]))

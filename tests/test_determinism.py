@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,18 @@ def test_recompiling_an_unchanged_plan_touches_nothing(tmp_path):
     compile_in(tmp_path, spec, seed="2", tz="Asia/Kolkata")
     after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file() and p.name != "lock"}
     assert after == before
+
+
+def test_a_catalog_directory_is_recorded_relative_to_the_plan(tmp_path):
+    """`--catalog DIR` in two checkouts at different absolute paths: the same plan files."""
+    builtin = REPO / "skyplan" / "data" / "catalog"
+    spec = REPO / "examples" / "eu-residency.yaml"
+    outs = []
+    for name, seed in (("first", "3"), ("second-checkout", "5")):
+        root = tmp_path / name
+        shutil.copytree(builtin, root / "cat")
+        compile_in(root, spec, "--catalog", str(root / "cat"), seed=seed, tz="UTC")
+        outs.append(files(root / "plan"))
+    assert outs[0] == outs[1]
+    plan = json.loads(outs[0]["plan.json"])
+    assert plan["catalog"]["source"] == "../cat"
