@@ -59,21 +59,29 @@ _RUN_STATE_STACK_FILES = re.compile(
 # Anywhere: an atomic write killed before its rename leaves `.<name>.<random>.tmp` (ours and apply's).
 _TEMP_FILE = re.compile(r"^\..+\.tmp$")
 _LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
-_LISTED = 5  # files named in the one-line refusal; all of them follow as reasons
+_LISTED = 5  # files named in the one-line refusal; the reasons that follow list up to _REASONS
+_REASONS = 50
 
 
 class FilesInTheWay(SkyplanError):
     """DIR holds files compile would overwrite or remove that skyplan did not write (exit 2)."""
 
-    def __init__(self, out: Path, entries: list[tuple[str, str]]):
+    def __init__(self, out: Path, entries: list[tuple[str, str]], *, plan_dir: bool = True):
         names = ", ".join(rel for rel, _ in entries[:_LISTED])
         more = f" and {len(entries) - _LISTED} more" if len(entries) > _LISTED else ""
-        super().__init__(
-            f"{out}: {len(entries)} file(s) skyplan did not write or that were changed since ({names}{more}); "
-            "compiling would overwrite or remove them. Move them out of the directory, compile into another "
-            "one, or pass --force to let skyplan replace them"
-        )
-        self.reasons = tuple(f"{rel}: {why}" for rel, why in entries)
+        if plan_dir:
+            message = (f"{out}: {len(entries)} file(s) skyplan did not write or that were changed since "
+                       f"({names}{more}); compiling would overwrite or remove them. Move them out of the "
+                       "directory, compile into another one, or pass --force to let skyplan replace them")
+        else:
+            message = (f"{out}: not a skyplan plan directory (no {MANIFEST_FILE}), and it holds {len(entries)} "
+                       f"file(s) skyplan did not write ({names}{more}). Compile into a new or empty directory, "
+                       "or pass --force to compile into it anyway (files in skyplan's folders and at its paths "
+                       "are replaced, the others kept)")
+        super().__init__(message)
+        self.reasons = tuple(f"{rel}: {why}" for rel, why in entries[:_REASONS])
+        if len(entries) > _REASONS:
+            self.reasons += (f"… and {len(entries) - _REASONS} more",)
         self.paths = tuple(rel for rel, _ in entries)
 
 
@@ -151,18 +159,17 @@ def files_in_the_way(files: Mapping[str, bytes], out_dir: Path,
     that skyplan did not write (or that changed since it did), sorted by path."""
     entries = []
     for rel, path in _existing(out_dir):
-        if path.is_symlink():
-            digest = None  # skyplan never writes links
-        else:
+        generated_here = rel in files or PurePosixPath(rel).parts[0] in GENERATED_ROOTS
+        if manifest is not None and not generated_here:
+            continue  # beside the plan: compile neither writes nor removes it (nor reads it)
+        # Without a manifest, a file compile does not write there is foreign whatever it holds:
+        # no need to read it (`-o ~` by mistake must not hash a home directory).
+        if generated_here and not path.is_symlink():  # skyplan never writes links
             digest = _sha256(path.read_bytes())
-        if digest is not None:
             if manifest and digest in manifest.get(rel, ()):
                 continue
             if rel in files and digest == _sha256(files[rel]):
                 continue  # it already holds exactly what compile writes: nothing is lost
-        generated_here = rel in files or PurePosixPath(rel).parts[0] in GENERATED_ROOTS
-        if manifest is not None and not generated_here:
-            continue  # beside the plan: compile neither writes nor removes it
         if manifest is not None and rel in manifest:
             why = "changed since skyplan wrote it"
         elif manifest is None and generated_here:
@@ -189,7 +196,7 @@ def write_output(files: Mapping[str, bytes], out_dir: Path, *, force: bool = Fal
     old = read_manifest(out_dir, strict=check and not force) if out_dir.is_dir() else None
     in_the_way = files_in_the_way(files, out_dir, old) if check and out_dir.is_dir() else []
     if in_the_way and not force:
-        raise FilesInTheWay(out_dir, in_the_way)
+        raise FilesInTheWay(out_dir, in_the_way, plan_dir=old is not None)
     new_manifest = manifest_text(files)
     out_dir.mkdir(parents=True, exist_ok=True)
     # First the union, so that a kill half-way leaves every file written so far recognisable.

@@ -300,9 +300,10 @@ def compile_plan(
 
         # Refuse before the lock creates DIR/.skyplan/: a refused compile leaves nothing behind.
         if out.is_dir() and not force:
-            in_the_way = files_in_the_way(files, out, read_manifest(out))
+            manifest = read_manifest(out)
+            in_the_way = files_in_the_way(files, out, manifest)
             if in_the_way:
-                raise FilesInTheWay(out, in_the_way)
+                raise FilesInTheWay(out, in_the_way, plan_dir=manifest is not None)
         with RunLock(out, "compile"):
             _refuse_live_state(out)
             written = write_output(files, out, force=force)

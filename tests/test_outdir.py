@@ -128,7 +128,7 @@ def test_first_compile_into_a_foreign_directory_is_refused_and_leaves_nothing(tm
     before = tree(target)
     res = skyplan("compile", str(ML), "-o", str(target))
     assert res.returncode == 2
-    assert "notes.txt" in res.stderr and "src/main.py" in res.stderr
+    assert "notes.txt" in res.stderr and "src/main.py" in res.stderr and "not a skyplan plan directory" in res.stderr
     assert tree(target) == before and sorted(p.name for p in target.iterdir()) == ["notes.txt", "src"]  # no .skyplan/
     res = skyplan("compile", str(ML), "-o", str(target), "--force")
     assert res.returncode == 0, res.stderr
