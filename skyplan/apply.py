@@ -890,7 +890,9 @@ def status(directory: str | Path) -> list[TaskStatus]:
     directory = Path(directory)
     doc = read_plan(directory)
     rows: dict[str, TaskStatus] = {
-        t["name"]: TaskStatus(t["name"], "pending", t["cloud"], t.get("zone"), 0, 0.0) for t in doc["tasks"]
+        # Azure plans have no zone: show the region (never "azure:None").
+        t["name"]: TaskStatus(t["name"], "pending", t["cloud"], t.get("zone") or t.get("region"), 0, 0.0)
+        for t in doc["tasks"]
     }
     prices = {t["name"]: (t.get("hourly_price") or 0.0) * (t.get("num_nodes") or 1) for t in doc["tasks"]}
     spent: dict[str, float] = {n: 0.0 for n in rows}
@@ -1174,8 +1176,10 @@ def _print_status(rows: list[TaskStatus], *, as_json: bool, console: Any = None)
     from rich.console import Console
     from rich.table import Table
 
+    from skyplan import fmt
+
     table = Table("task", "state", "where", "attempt", "cost so far", "exit")
     for r in rows:
-        table.add_row(r.task, r.state, f"{r.cloud}:{r.zone}", str(r.attempt or "-"), f"${r.cost:.4f}",
-                      "" if r.exit_code is None else str(r.exit_code))
+        table.add_row(r.task, r.state, f"{r.cloud}:{r.zone}" if r.zone else str(r.cloud), str(r.attempt or "-"),
+                      fmt.money(r.cost), "" if r.exit_code is None else str(r.exit_code))
     (console or Console(highlight=False)).print(table)

@@ -117,6 +117,20 @@ def is_accelerated(offering: Offering) -> bool:
     return offering.cloud == "azure" and offering.instance_type.startswith("Standard_N")
 
 
+def spot_note(offering: Offering) -> str | None:
+    """A note for a row whose spot price is not below its on-demand price, else None.
+
+    Such rows are real (AWS lists spot at the on-demand price where its spot pool is tight).
+    The planner never prefers them on price: a spot candidate also carries the preemption
+    overhead (`candidates.SPOT_OVERHEAD`), so `use_spot: auto` picks on-demand there; only
+    `use_spot: true`, or an on-demand quota that is full, can place a task on one, and compile
+    then says so."""
+    if offering.price is None or offering.spot_price is None or offering.spot_price < offering.price:
+        return None
+    relation = "=" if offering.spot_price == offering.price else ">"
+    return f"spot {relation} on-demand"
+
+
 def catalog_rows(
     catalog: Catalog, *, cloud: str | None = None, accelerator: str | None = None
 ) -> list[Offering]:

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
-from skyplan import __version__
+from skyplan import __version__, fmt
 from skyplan.errors import SkyplanError
 
 
@@ -91,35 +91,36 @@ def default_out_dir(spec_path: str | Path) -> Path:
     return Path("skyplan-out") / Path(spec_path).stem
 
 
-def print_placement(doc: dict[str, Any]) -> None:
-    """The PLAN.md placement table, on the terminal."""
+def print_placement(doc: dict[str, Any], *, solver_wall_s: float | None = None) -> None:
+    """The PLAN.md placement table, on the terminal (with the solver's wall time, which PLAN.md omits)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    from skyplan.planfile import PLACEMENT_HEADERS, placement_rows
+    from skyplan.planfile import NUMERIC_HEADERS, PLACEMENT_HEADERS, placement_rows
 
-    table = Table(title=f"plan {doc['name']}", title_justify="left")
+    table = Table(title=escape(f"plan {doc['name']}"), title_justify="left")
     for header in PLACEMENT_HEADERS:
-        table.add_column(header, justify="right" if header in ("hours", "compute", "egress") else "left")
+        table.add_column(header, justify="right" if header in NUMERIC_HEADERS else "left")
     for row in placement_rows(doc):
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     console = _console()
     console.print(table)
     compute = sum(t["compute_cost"] for t in doc["tasks"])
     egress = sum(t["egress_cost"] for t in doc["tasks"])
+    took = f" in {fmt.seconds(solver_wall_s)}" if solver_wall_s is not None else ""
     console.print(
-        f"total [bold]${doc['total_cost']:,.2f}[/] (compute ${compute:,.2f} + egress ${egress:,.2f}), "
-        f"makespan [bold]{doc['makespan_hours']:g} h[/], solver {doc['solver']['status']} "
-        f"in {doc['solver']['wall_s']:.2f} s"
+        f"total [bold]{fmt.money(doc['total_cost'])}[/] (compute {fmt.money(compute)} + egress {fmt.money(egress)}), "
+        f"makespan [bold]{fmt.duration(doc['makespan_hours'])}[/], solver {doc['solver']['status']}{took}"
     )
     base = doc.get("baseline_single_region")
     if base and base["total_cost"] - doc["total_cost"] > 0.005:
         saved = base["total_cost"] - doc["total_cost"]
-        console.print(f"saves ${saved:,.2f} against the best single-region plan ({base['location']})")
+        console.print(f"saves {fmt.money(saved)} against the best single-region plan ({escape(base['location'])})")
     if any(not t.get("hours_given", True) for t in doc["tasks"]):
         console.print("* no hours given: planned as 1 hour (SkyPilot's default estimate)")
 
 
-def _print_explain(doc: dict[str, Any]) -> None:
+def _print_explain(doc: dict[str, Any], solver_wall_s: float) -> None:
     from rich.table import Table
 
     console = _console()
@@ -133,16 +134,16 @@ def _print_explain(doc: dict[str, Any]) -> None:
                 r["task"],
                 where,
                 r["instance_type"] + (" spot" if r["spot"] else ""),
-                f"${r['total_cost']:,.2f}",
-                f"{r['total_cost'] - doc['total_cost']:+,.2f}",
-                f"{r['makespan_hours']:g} h",
+                fmt.money(r["total_cost"]),
+                fmt.money_delta(r["total_cost"] - doc["total_cost"]),
+                fmt.duration(r["makespan_hours"]),
             )
         console.print(table)
     tight = doc["constraints"].get("tight") or []
     console.print(f"binding constraints: {', '.join(tight) if tight else 'none'}")
     s = doc["solver"]
     console.print(
-        f"solver: {s['status']}, gap {s['gap']:.4%}, {s['wall_s']:.2f} s, {s['variables']} variables, "
+        f"solver: {s['status']}, gap {fmt.percent(s['gap'])}, {fmt.seconds(solver_wall_s)}, {s['variables']} variables, "
         f"{s['constraints']} constraints, candidates {s['candidates_before_pruning']} → "
         f"{s['candidates_after_pruning']}, {s['workers']} workers, seed {s['seed']}"
     )
@@ -155,7 +156,7 @@ def _print_pareto(doc: dict[str, Any]) -> None:
     table.add_column("makespan", justify="right")
     table.add_column("total cost", justify="right")
     for p in doc.get("pareto", []):
-        table.add_row(f"{p['makespan_hours']:g} h", f"${p['total_cost']:,.2f}")
+        table.add_row(fmt.duration(p["makespan_hours"]), fmt.money(p["total_cost"]))
     _console().print(table)
 
 
@@ -167,9 +168,14 @@ def _print_pareto(doc: dict[str, Any]) -> None:
 @click.option("--objective", type=click.Choice(["cost", "time"]), help="Override the spec's objective.")
 @click.option("--pareto", is_flag=True, help="Also compute the cost/makespan frontier.")
 @click.option("--explain", is_flag=True, help="Show runner-up placements, binding constraints and solver statistics.")
+@click.option("--force", is_flag=True,
+              help="Replace files in DIR that skyplan did not write (or that were edited since) instead of refusing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the plan) instead of tables.")
-def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, explain, as_json) -> None:
-    """Solve SPEC and write the Terraform stacks, cloud-init executors, plan.json and PLAN.md."""
+def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, explain, force, as_json) -> None:
+    """Solve SPEC and write the Terraform stacks, cloud-init executors, plan.json and PLAN.md.
+
+    DIR keeps MANIFEST.sha256, the files skyplan wrote: a recompile replaces or removes only
+    those, and refuses (exit 2) a DIR holding other files where it writes, unless --force."""
 
     def run() -> int:
         from skyplan.models import Objective
@@ -189,30 +195,39 @@ def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, expla
                 objective=Objective(objective) if objective else None,
                 pareto=pareto,
                 explain=explain,
+                force=force,
             )
         finally:
             if status:
                 status.stop()
         doc = result.plan_doc
         if as_json:
-            click.echo(json.dumps({"out_dir": str(out), "plan": doc, "warnings": list(result.warnings)},
-                                  sort_keys=True, indent=2))
+            # Wall-clock figures go here and to the terminal, never into a file under DIR.
+            timings = {k: round(v, 3) for k, v in result.timings.items()}
+            timings["solver"] = round(result.solver_wall_s, 3)
+            click.echo(json.dumps({"out_dir": str(out), "plan": doc, "warnings": list(result.warnings),
+                                   "timings_s": timings, "replaced": list(result.taken_over),
+                                   "removed": list(result.removed)}, sort_keys=True, indent=2))
             return 0
-        print_placement(doc)
+        print_placement(doc, solver_wall_s=result.solver_wall_s)
         if pareto:
             _print_pareto(doc)
         if explain:
-            _print_explain(doc)
+            _print_explain(doc, result.solver_wall_s)
         from rich.markup import escape
 
+        err = _console(stderr=True)
         for warning in result.warnings:
-            _console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}")
+            err.print(f"[yellow]warning:[/] {escape(warning)}")
+        for rel in result.taken_over:
+            err.print(f"[yellow]--force:[/] replaced or removed {escape(rel)} (skyplan had not written it)")
         written = sorted({t["cloud"] for t in doc["tasks"]})
         if (out / "cloud-init").is_dir():
             written.append("cloud-init")
         _console().print(
-            f"wrote {out}/ (plan.json, PLAN.md, {', '.join(d + '/' for d in written)}) "
-            f"in {sum(result.timings.values()):.2f} s"
+            escape(f"wrote {out}/ (plan.json, PLAN.md, {', '.join(d + '/' for d in written)}) "
+                   f"in {fmt.seconds(sum(result.timings.values()))}")
+            + (escape(f"; removed {len(result.removed)} file(s) no longer generated") if result.removed else "")
         )
         return 0
 
@@ -234,8 +249,9 @@ def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, expla
 @click.option("--rerun", is_flag=True,
               help="Run TASKS (and everything downstream of them) again, or every task when none is named, "
                    "even where a result with the same identity is in storage.")
+@click.option("--force", is_flag=True, help="When SPEC is compiled: replace files in DIR that skyplan did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one event per line).")
-def apply_cmd(target, tasks, out_dir, catalog_dir, auto_approve, max_attempts, rerun, as_json) -> None:
+def apply_cmd(target, tasks, out_dir, catalog_dir, auto_approve, max_attempts, rerun, force, as_json) -> None:
     """Compile SPEC (or take a compiled DIR), run it through Terraform in DAG order, fail over, tear down.
 
     A task whose result in storage has the identity it would get now (same definition, inputs,
@@ -253,6 +269,11 @@ def apply_cmd(target, tasks, out_dir, catalog_dir, auto_approve, max_attempts, r
             directory = path
         elif path.is_file():
             directory = Path(out_dir) if out_dir else default_out_dir(path)
+            from skyplan.pipeline import compile_plan, needs_compile
+
+            if force and needs_compile(path, directory):
+                # Compile here, taking DIR over; apply then finds the plan of this spec and runs it.
+                compile_plan(path, directory, catalog_dir=catalog_dir, force=True)
         else:
             raise SkyplanError(f"{target}: no such spec file or plan directory")
         return apply_mod.run_cli(
@@ -318,9 +339,7 @@ def catalog_show(cloud, accelerator, region, catalog_dir, limit, as_json) -> Non
     """List offerings, cheapest on-demand first."""
 
     def run() -> int:
-        import fnmatch
-
-        from skyplan.catalog import catalog_rows, known_accelerators, load_catalog
+        from skyplan.catalog import catalog_rows, known_accelerators, load_catalog, spot_note
 
         catalog = load_catalog(catalog_dir)
         if accelerator and accelerator.lower() not in {a.lower() for a in known_accelerators(catalog)}:
@@ -332,7 +351,7 @@ def catalog_show(cloud, accelerator, region, catalog_dir, limit, as_json) -> Non
             )
         rows = catalog_rows(catalog, cloud=cloud, accelerator=accelerator)
         if region:
-            rows = [o for o in rows if fnmatch.fnmatch(o.location.region, region)]
+            rows = _rows_in_region(catalog, rows, region, cloud=cloud, accelerator=accelerator)
         rows.sort(
             key=lambda o: (
                 o.price if o.price is not None else float("inf"),
@@ -361,6 +380,7 @@ def catalog_show(cloud, accelerator, region, catalog_dir, limit, as_json) -> Non
                                 "memory_gib": o.memory_gib,
                                 "price": o.price,
                                 "spot_price": o.spot_price,
+                                "note": spot_note(o),
                             }
                             for o in rows
                         ],
@@ -373,9 +393,11 @@ def catalog_show(cloud, accelerator, region, catalog_dir, limit, as_json) -> Non
         from rich.table import Table
 
         table = Table(title=f"catalog {catalog.info.date} ({len(rows)} of {total})", title_justify="left")
-        for header in ("cloud", "region", "zone", "instance", "accelerator", "vCPUs", "GiB", "$/h", "spot $/h"):
+        notes = [spot_note(o) for o in rows]
+        headers = ["cloud", "region", "zone", "instance", "accelerator", "vCPUs", "GiB", "$/h", "spot $/h"]
+        for header in headers + (["note"] if any(notes) else []):
             table.add_column(header, justify="right" if header in ("vCPUs", "GiB", "$/h", "spot $/h") else "left")
-        for o in rows:
+        for o, note in zip(rows, notes, strict=True):
             table.add_row(
                 o.location.cloud,
                 o.location.region,
@@ -384,13 +406,43 @@ def catalog_show(cloud, accelerator, region, catalog_dir, limit, as_json) -> Non
                 f"{o.accelerator}×{o.accelerator_count}" if o.accelerator else "—",
                 f"{o.vcpus:g}" if o.vcpus else "—",
                 f"{o.memory_gib:g}" if o.memory_gib else "—",
-                f"{o.price:.4f}" if o.price is not None else "—",
-                f"{o.spot_price:.4f}" if o.spot_price is not None else "—",
+                fmt.rate(o.price),
+                fmt.rate(o.spot_price),
+                *([note or ""] if any(notes) else []),
             )
-        _console().print(table)
+        console = _console()
+        console.print(table)
+        if any(notes):
+            console.print(f"{sum(n is not None for n in notes)} row(s) whose spot price is not below on-demand: with `use_spot: auto` the "
+                          "planner runs on-demand there (spot also carries its preemption overhead)")
         return 0
 
     _guard(as_json, run)
+
+
+def _rows_in_region(catalog, rows: list, pattern: str, *, cloud: str | None, accelerator: str | None) -> list:
+    """The rows whose region matches the glob `pattern`; an error naming what exists when none does."""
+    import difflib
+    import fnmatch
+
+    matched = [o for o in rows if fnmatch.fnmatch(o.location.region, pattern)]
+    if matched:
+        return matched
+    scope = [o for o in catalog.offerings if cloud is None or o.cloud == cloud]
+    regions = sorted({o.location.region for o in scope})
+    where = f" on {cloud}" if cloud else ""
+    if not any(fnmatch.fnmatch(r, pattern) for r in regions):
+        close = difflib.get_close_matches(pattern.replace("*", "").replace("?", ""), regions, n=3, cutoff=0.5)
+        if close:
+            hint = f"did you mean {', '.join(close)}?"
+        else:
+            hint = f"regions{where}: " + ", ".join(regions[:12]) + (f" … ({len(regions)} in all)" if len(regions) > 12 else "")
+        raise SkyplanError(f"--region {pattern!r}: no region{where} matches; {hint}")
+    offered = sorted({o.location.region for o in rows})
+    what = f"accelerator {accelerator}" if accelerator else "offering"
+    shown = ", ".join(offered[:12]) + (f" … ({len(offered)} in all)" if len(offered) > 12 else "")
+    raise SkyplanError(f"--region {pattern!r}: no {what}{where} in the matching regions"
+                       + (f"; it is offered in: {shown}" if offered else ""))
 
 
 @catalog_group.command("refresh")
@@ -422,21 +474,24 @@ def catalog_refresh(cloud, out_dir, regions) -> None:
 @main.command("diff")
 @click.argument("old_dir", type=click.Path(file_okay=False))
 @click.argument("new_dir", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
-def diff_cmd(old_dir, new_dir, fmt) -> None:
+@click.option("--format", "output_format", type=click.Choice(["markdown", "json"]), default="markdown",
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json (the flag every command takes).")
+def diff_cmd(old_dir, new_dir, output_format, as_json) -> None:
     """Placement and cost change between two compiled plans (for PR comments)."""
+    as_json = as_json or output_format == "json"
 
     def run() -> int:
         from skyplan.planfile import diff_markdown, diff_plans, read_plan
 
         diff = diff_plans(read_plan(old_dir), read_plan(new_dir))
-        if fmt == "json":
+        if as_json:
             click.echo(json.dumps(diff, sort_keys=True, indent=2))
         else:
             click.echo(diff_markdown(diff), nl=False)
         return 0
 
-    _guard(fmt == "json", run)
+    _guard(as_json, run)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,14 @@ class CompileResult:
     plan_doc: dict
     timings: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # Files `force` replaced or removed that skyplan had not written (or that were edited since).
+    taken_over: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()  # skyplan's own files no longer generated (a target the plan left)
+
+    @property
+    def solver_wall_s(self) -> float:
+        """The solver's wall time: for the terminal and `--json` only, never a file under DIR."""
+        return self.placement.solver.wall_s
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,26 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
                 "tasks get no node-to-node network or node list on clouds yet"
             )
     return tuple(blockers)
+
+
+def spot_warnings(placement: Placement) -> tuple[str, ...]:
+    """A warning per task placed on spot where spot is not cheaper than on-demand.
+
+    The optimizer takes such spot only when told to (`use_spot: true`) or when on-demand is out
+    of reach (quotas): it costs the same or more and can be preempted, so a reviewer should know."""
+    from skyplan import fmt
+    from skyplan.catalog import spot_note
+
+    out = []
+    for tp in sorted(placement.tasks, key=lambda tp: tp.task):
+        off = tp.candidate.offering
+        if tp.candidate.spot and spot_note(off):
+            out.append(
+                f"task {tp.task} runs on spot {off.instance_type} in {off.location.key} at ${fmt.rate(off.spot_price)}/h, "
+                f"not below its on-demand price ${fmt.rate(off.price)}/h: it can be preempted for no saving "
+                "(`use_spot: auto` lets skyplan choose on-demand there)"
+            )
+    return tuple(out)
 
 
 def solve_spec(
@@ -215,14 +243,18 @@ def compile_plan(
     spec_text: str | None = None,
     replace_live: bool = False,
     previous_plan: dict | None = None,
+    force: bool = False,
 ) -> CompileResult:
     """Solve `spec_path` and write the reviewable output directory (DESIGN.md "Output layout").
 
     `spec_text` replaces reading `spec_path` (see `solve_spec`); `recompile` uses it. A DIR whose
     stacks still hold resources, or that a run holds, is refused: rewriting its stacks would orphan
-    those machines. Only the apply loop itself (`replace_live`, under its lock) recompiles a live DIR."""
+    those machines. Only the apply loop itself (`replace_live`, under its lock) recompiles a live DIR.
+    A DIR holding files skyplan did not write, where it writes, is refused (`outdir.FilesInTheWay`)
+    unless `force`; the apply loop's recompile keeps such files and writes around them."""
+    from skyplan.outdir import files_in_the_way, read_manifest, write_output
     from skyplan.planfile import dumps, summary_markdown
-    from skyplan.render import render, write_output
+    from skyplan.render import render
 
     spec_path = Path(spec_path)
     out = Path(out_dir)
@@ -241,8 +273,14 @@ def compile_plan(
         previous_plan=previous_plan,
     )
     t0 = time.perf_counter()
+    source = solved.plan_doc["catalog"]["source"]
+    if os.path.isabs(source):
+        # A `--catalog DIR` is recorded relative to the plan, like the spec's origin: an absolute
+        # path would make the same plan differ between two checkouts (its content is in the hash).
+        solved.plan_doc["catalog"]["source"] = os.path.relpath(source, out.resolve())
     plan_json = dumps(solved.plan_doc)
-    warnings = (*solved.spec.warnings, *(f"apply will refuse: {b}" for b in solved.plan_doc["apply_blockers"]))
+    warnings = (*solved.spec.warnings, *spot_warnings(solved.placement),
+                *(f"apply will refuse: {b}" for b in solved.plan_doc["apply_blockers"]))
     plan_md = summary_markdown(solved.plan_doc, spec_warnings=warnings)
     files = dict(render(solved.spec, solved.placement, plan_json=plan_json, plan_md=plan_md))
     # The spec and the exclusions travel with the plan so that apply can recompile on failover
@@ -255,13 +293,20 @@ def compile_plan(
         json.dumps(sorted(set(solved.placement.excluded_zones)), indent=2) + "\n"
     ).encode()
     if replace_live:
-        write_output(files, out)
+        written = write_output(files, out, check=False)
     else:
+        from skyplan.outdir import FilesInTheWay
         from skyplan.runstate import RunLock
 
+        # Refuse before the lock creates DIR/.skyplan/: a refused compile leaves nothing behind.
+        if out.is_dir() and not force:
+            manifest = read_manifest(out)
+            in_the_way = files_in_the_way(files, out, manifest)
+            if in_the_way:
+                raise FilesInTheWay(out, in_the_way, plan_dir=manifest is not None)
         with RunLock(out, "compile"):
             _refuse_live_state(out)
-            write_output(files, out)
+            written = write_output(files, out, force=force)
     timings = dict(solved.timings)
     timings["render"] = time.perf_counter() - t0
     if progress:
@@ -274,7 +319,20 @@ def compile_plan(
         plan_doc=solved.plan_doc,
         timings=timings,
         warnings=warnings,
+        taken_over=written.taken_over,
+        removed=written.removed,
     )
+
+
+def needs_compile(spec_path: str | Path, out_dir: str | Path) -> bool:
+    """Whether `skyplan apply SPEC -o DIR` compiles before it runs: DIR holds no plan compiled
+    from exactly this spec text (re-applying the same spec resumes the run in DIR instead)."""
+    spec_path, out = Path(spec_path), Path(out_dir)
+    copy = out / SPEC_COPY
+    try:
+        return not ((out / "plan.json").is_file() and copy.read_bytes() == spec_path.read_bytes())
+    except FileNotFoundError:
+        return True
 
 
 def _hint_from_plan(doc: dict, spec: Spec, candidates) -> Placement | None:

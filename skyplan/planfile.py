@@ -2,7 +2,9 @@
 
 Like a Terraform plan file, plan.json records what the placement was decided from (hashes of the
 spec, the catalog and the exclusions) next to the decision. Keys and lists are sorted and numbers
-rounded so two plans diff minimally. Internal models may change; this format changes only with
+rounded so two plans diff minimally. Both files are byte-identical for identical inputs: they hold
+no wall-clock figure (the solver's time goes to the terminal and `--json` output only), no date
+but the catalog's, no absolute path. Internal models may change; this format changes only with
 `FORMAT_VERSION`.
 """
 
@@ -14,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from skyplan import __version__
+from skyplan import __version__, fmt
 from skyplan.errors import SkyplanError
 from skyplan.models import CatalogInfo, Placement, Spec
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"  # 1.1: solver.wall_s left out (it made recompiles differ)
 PLAN_FILE = "plan.json"
 SUMMARY_FILE = "PLAN.md"
 
@@ -103,7 +105,6 @@ def plan_document(spec: Spec, placement: Placement, catalog: CatalogInfo,
         "solver": {
             "status": solver.status,
             "objective": _money(solver.objective),
-            "wall_s": round(solver.wall_s, 3),
             "gap": round(solver.gap, 6),
             "variables": solver.variables,
             "constraints": solver.constraints,
@@ -177,10 +178,6 @@ def read_plan(directory: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _fmt_money(value: float | None) -> str:
-    return "—" if value is None else f"${value:,.2f}"
-
-
 def _where(task: Mapping[str, Any]) -> str:
     parts = [task["cloud"], task["region"]]
     if task.get("zone") and task["zone"] != task["region"]:
@@ -205,15 +202,17 @@ def placement_rows(doc: Mapping[str, Any]) -> list[list[str]]:
                 t["instance_type"] + (f" ×{t['num_nodes']}" if t["num_nodes"] > 1 else ""),
                 _accel(t),
                 "spot" if t["spot"] else "on-demand",
-                f"{t['hours']:g}" + ("" if t.get("hours_given", True) else "*"),
-                _fmt_money(t["compute_cost"]),
-                _fmt_money(t["egress_cost"]),
+                fmt.duration(t["hours"]) + ("" if t.get("hours_given", True) else "*"),
+                fmt.money(t["compute_cost"]),
+                fmt.money(t["egress_cost"]),
             ]
         )
     return rows
 
 
-PLACEMENT_HEADERS = ["task", "cloud / region / zone", "instance", "accelerator", "spot", "hours", "compute", "egress"]
+PLACEMENT_HEADERS = ["task", "cloud / region / zone", "instance", "accelerator", "spot", "time", "compute", "egress"]
+# Columns a terminal table aligns right (figures).
+NUMERIC_HEADERS = frozenset({"time", "compute", "egress"})
 
 
 def _in_run_order(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -237,8 +236,8 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
     title = " ".join(str(doc["name"]).split())  # a name with newlines must not break the heading
     out = [f"# Plan: {title}", ""]
     out.append(
-        f"**Total {_fmt_money(total)}** (compute {_fmt_money(compute)}, egress {_fmt_money(egress)}) · "
-        f"estimated makespan **{doc['makespan_hours']:g} h** · objective `{doc['objective']}` · "
+        f"**Total {fmt.money(total)}** (compute {fmt.money(compute)}, egress {fmt.money(egress)}) · "
+        f"estimated makespan **{fmt.duration(doc['makespan_hours'])}** · objective `{doc['objective']}` · "
         f"{len(doc['tasks'])} task(s) on {', '.join(sorted({t['cloud'] for t in doc['tasks']}))}"
     )
     base = doc.get("baseline_single_region")
@@ -247,11 +246,11 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
         if saved > 0.005:
             out += [
                 "",
-                f"Saves **{_fmt_money(saved)}** ({saved / base['total_cost']:.1%}) against the best single-region "
-                f"plan ({base['location']}, {_fmt_money(base['total_cost'])}).",
+                f"Saves **{fmt.money(saved)}** ({fmt.percent(saved / base['total_cost'])}) against the best single-region "
+                f"plan ({base['location']}, {fmt.money(base['total_cost'])}).",
             ]
         else:
-            out += ["", f"The best single-region plan ({base['location']}) costs the same: {_fmt_money(base['total_cost'])}."]
+            out += ["", f"The best single-region plan ({base['location']}) costs the same: {fmt.money(base['total_cost'])}."]
     elif base is None:
         out += ["", "No single region can run every task, so there is no single-region plan to compare with."]
     if spec_warnings:
@@ -262,7 +261,7 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
     if overhead and any(t["spot"] for t in doc["tasks"]):
         out += [
             "",
-            f"Spot hours include a {overhead:.0%} allowance for preemptions and restarts "
+            f"Spot hours include a {fmt.percent(overhead)} allowance for preemptions and restarts "
             "(cost and makespan are computed with it).",
         ]
     if any(not t.get("hours_given", True) for t in doc["tasks"]):
@@ -274,8 +273,8 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
     out += ["", "## Constraints in force", ""]
     cons = doc["constraints"]
     items = [
-        f"- deadline: {cons['deadline_hours']:g} h" if cons.get("deadline_hours") is not None else "- deadline: none",
-        f"- budget: {_fmt_money(cons['budget'])}" if cons.get("budget") is not None else "- budget: none",
+        f"- deadline: {fmt.duration(cons['deadline_hours'])}" if cons.get("deadline_hours") is not None else "- deadline: none",
+        f"- budget: {fmt.money(cons['budget'])}" if cons.get("budget") is not None else "- budget: none",
         f"- clouds: {', '.join(cons['allowed_clouds'])}" if cons.get("allowed_clouds") else "- clouds: any",
         f"- regions: {', '.join(cons['allowed_regions'])}" if cons.get("allowed_regions") else "- regions: any",
         f"- excluded zones: {', '.join(doc['excluded_zones'])}" if doc["excluded_zones"] else "- excluded zones: none",
@@ -292,7 +291,7 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
         out.append(
             _md_table(
                 ["makespan", "total cost"],
-                [[f"{p['makespan_hours']:g} h", _fmt_money(p["total_cost"])] for p in doc["pareto"]],
+                [[fmt.duration(p["makespan_hours"]), fmt.money(p["total_cost"])] for p in doc["pareto"]],
             )
         )
     if doc.get("runners_up"):
@@ -302,8 +301,8 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
                 r["task"],
                 " / ".join(x for x in (r["cloud"], r["region"], r["zone"]) if x),
                 r["instance_type"] + (" (spot)" if r["spot"] else ""),
-                f"{_fmt_money(r['total_cost'])} ({r['total_cost'] - total:+,.2f})",
-                f"{r['makespan_hours']:g} h",
+                f"{fmt.money(r['total_cost'])} ({fmt.money_delta(r['total_cost'] - total)})",
+                fmt.duration(r["makespan_hours"]),
             ]
             for r in doc["runners_up"]
         ]
@@ -316,7 +315,7 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
         "",
         f"- catalog: {cat['source']}, dated {cat['date']}, sha256 `{cat['fingerprint'][:16]}…`",
         f"- spec sha256 `{doc['inputs']['spec_sha256'][:16]}…`",
-        f"- solver: {solver['status']}, gap {solver['gap']:.4%}, {solver['wall_s']:.2f} s, "
+        f"- solver: {solver['status']}, gap {fmt.percent(solver['gap'])}, "
         f"{solver['variables']} variables, {solver['constraints']} constraints, candidates "
         f"{solver['candidates_before_pruning']} → {solver['candidates_after_pruning']} after pruning and reduced-cost fixing",
     ]
@@ -368,13 +367,15 @@ def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]
 def diff_markdown(diff: Mapping[str, Any]) -> str:
     """A PR comment for a plan diff."""
     d = diff
-    sign = "+" if d["total_cost_delta"] >= 0 else "−"
+    cost_change = fmt.money_delta(d["total_cost_delta"])
+    time_change = fmt.duration_delta(d["makespan_delta_hours"])
     out = [
         "### skyplan: placement change",
         "",
-        f"Total {_fmt_money(d['old']['total_cost'])} → **{_fmt_money(d['new']['total_cost'])}** "
-        f"({sign}${abs(d['total_cost_delta']):,.2f}); makespan {d['old']['makespan_hours']:g} h → "
-        f"**{d['new']['makespan_hours']:g} h**.",
+        f"Total {fmt.money(d['old']['total_cost'])} → **{fmt.money(d['new']['total_cost'])}** "
+        f"({'no change' if cost_change == '$0.00' else cost_change}); "
+        f"makespan {fmt.duration(d['old']['makespan_hours'])} → **{fmt.duration(d['new']['makespan_hours'])}** "
+        f"({time_change}).",
         "",
     ]
     if not d["changes"]:
@@ -384,8 +385,10 @@ def diff_markdown(diff: Mapping[str, Any]) -> str:
     for c in d["changes"]:
         if c["action"] in ("add", "remove"):
             t = c["new"] or c["old"]
+            cost = t["compute_cost"] + t["egress_cost"]
             rows.append([("+ " if c["action"] == "add" else "− ") + c["task"], "—" if c["action"] == "add" else _where(t),
-                         _where(t) if c["action"] == "add" else "—", ""])
+                         _where(t) if c["action"] == "add" else "—",
+                         fmt.money_delta(cost if c["action"] == "add" else -cost)])
             continue
         old, new = c["old"], c["new"]
         rows.append(
@@ -393,10 +396,10 @@ def diff_markdown(diff: Mapping[str, Any]) -> str:
                 c["task"],
                 f"{_where(old)} {old['instance_type']}{' spot' if old['spot'] else ''}",
                 f"{_where(new)} {new['instance_type']}{' spot' if new['spot'] else ''}",
-                f"{c['cost_delta']:+,.2f}",
+                fmt.money_delta(c["cost_delta"]),
             ]
         )
-    out.append(_md_table(["task", "before", "after", "cost Δ $"], rows))
+    out.append(_md_table(["task", "before", "after", "cost Δ"], rows))
     new_excl = sorted(set(d["excluded_zones"]["new"]) - set(d["excluded_zones"]["old"]))
     if new_excl:
         out += ["", f"Newly excluded: {', '.join(new_excl)}"]

@@ -3,7 +3,8 @@
 Output (DESIGN.md "Output layout"): `plan.json`, `PLAN.md`, one Terraform root stack per target
 used (`<target>/terraform.tf providers.tf main.tf variables.tf outputs.tf`, plus whatever extra
 files the target writes), `cloud-init/<task-slug>.yaml` per task placed on a cloud, and a copy of
-`modules/<target>-node/**` so the directory is self-contained.
+`modules/<target>-node/**` so the directory is self-contained. `skyplan/outdir.py` writes them,
+with `MANIFEST.sha256`, and never overwrites or removes a file skyplan did not write.
 
 Root stack contract (what `skyplan apply` relies on; every target honours it):
 
@@ -29,27 +30,14 @@ Root stack contract (what `skyplan apply` relies on; every target honours it):
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Mapping
-from pathlib import Path
-
 from skyplan.errors import RenderError
-from skyplan.models import ALL_TARGETS, Placement, Spec
+from skyplan.models import Placement, Spec
+from skyplan.outdir import CLOUD_INIT_DIR, MODULES_DIR
 
 TERRAFORM_VERSION = ">= 1.5.0"
 PLAN_JSON = "plan.json"
 PLAN_MD = "PLAN.md"
-CLOUD_INIT_DIR = "cloud-init"
-MODULES_DIR = "modules"
 
-# Files in DIR that are never generated, so never removed as stale: Terraform state and its
-# backups, provider caches and lock files, apply's variable file and plan files, run state.
-_KEEP_NAMES = frozenset({"terraform.tfstate", "terraform.tfstate.backup", ".terraform.lock.hcl",
-                         "skyplan.tfvars.json", "events.jsonl"})
-_KEEP_DIRS = frozenset({".terraform", ".skyplan"})
-_KEEP_SUFFIXES = (".tfplan", ".tfstate", ".tfstate.backup")
 
 
 def waves(spec: Spec) -> dict[str, int]:
@@ -133,63 +121,7 @@ def _module_files(module: str) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if path.is_file() and not any(part in _KEEP_DIRS or part.startswith(".") for part in rel.parts):
+        # Hidden files (a `.terraform/` of someone's test run, editor backups) are not the module.
+        if path.is_file() and not any(part.startswith(".") for part in rel.parts):
             out[f"{MODULES_DIR}/{module}/{rel.as_posix()}"] = path.read_bytes()
     return out
-
-
-def _generated_roots() -> tuple[str, ...]:
-    """Top-level folders whose files render() owns (every target's stack, cloud-init, modules)."""
-    return (*ALL_TARGETS, CLOUD_INIT_DIR, MODULES_DIR)
-
-
-def _is_kept(rel: Path) -> bool:
-    return (rel.name in _KEEP_NAMES or rel.name.endswith(_KEEP_SUFFIXES)
-            or rel.name.startswith((".terraform", "terraform.tfstate"))  # lock info, backups
-            or any(part in _KEEP_DIRS for part in rel.parts))
-
-
-def write_output(files: Mapping[str, bytes], out_dir: Path) -> None:
-    """Write `files` under `out_dir` and remove generated files that are no longer produced.
-
-    Each file is replaced atomically (written beside it, then renamed) and only when its bytes
-    changed, so re-rendering an unchanged plan touches nothing. Stale files are removed only
-    inside the folders render() owns (`<target>/`, `cloud-init/`, `modules/`), and never
-    Terraform state, `.terraform/`, lock files, `skyplan.tfvars.json`, plan files, `events.jsonl`
-    or `.skyplan/` run state: a stack that still has state keeps it until `skyplan destroy`.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for rel, data in sorted(files.items()):
-        path = out_dir / rel
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            raise RenderError(f"refusing to write {rel!r} outside {out_dir}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_file() and path.read_bytes() == data:
-            continue
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            # mkstemp makes 0600 files; these are meant to be read (and scripts run) by others.
-            os.chmod(tmp, 0o755 if data.startswith(b"#!") else 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    wanted = {Path(rel) for rel in files}
-    for root_name in _generated_roots():
-        root = out_dir / root_name
-        if not root.is_dir():
-            continue
-        for path in sorted(root.rglob("*"), reverse=True):  # children before their folders
-            rel = path.relative_to(out_dir)
-            if _is_kept(rel):
-                continue
-            if path.is_file() or path.is_symlink():
-                if rel not in wanted:
-                    path.unlink()
-            elif path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
-        if root.is_dir() and not any(root.iterdir()):
-            shutil.rmtree(root)

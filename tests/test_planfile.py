@@ -82,7 +82,10 @@ def test_plan_document_has_the_contract_keys():
     task_keys = {"name", "cloud", "region", "zone", "instance_type", "accelerator", "accelerator_count",
                  "num_nodes", "spot", "hours", "compute_cost", "egress_cost"}
     assert all(task_keys <= set(t) for t in doc["tasks"])
-    assert {"status", "objective", "wall_s"} <= set(doc["solver"])
+    assert {"status", "objective", "gap"} <= set(doc["solver"])
+    # A wall-clock figure would make two compiles of the same inputs differ (issue 9 item 6).
+    assert "wall_s" not in doc["solver"]
+    assert doc["solver"]["status"] == "OPTIMAL" and doc["solver"]["objective"] == 1.0
     assert {"spec_sha256", "catalog_sha256", "exclusions_sha256"} <= set(doc["inputs"])
     assert doc["catalog"] == {"date": "2026-11-22", "fingerprint": "ab" * 32, "source": "builtin"}
     train = next(t for t in doc["tasks"] if t["name"] == "train")
@@ -113,7 +116,7 @@ def test_read_plan_refuses_other_major_versions(tmp_path):
 def test_plan_md_shows_table_totals_constraints_and_savings():
     md = summary_markdown(plan_document(_spec(), _placement(), INFO))
     assert "| train | aws / us-east-1 / use1-az1 | p4d.24xlarge | A100×8 | spot |" in md
-    assert "makespan **12.01 h**" in md
+    assert "makespan **12 h 1 min**" in md
     assert "- deadline: 36 h" in md and "- budget: $800.00" in md
     assert "- excluded zones: use1-az3" in md
     total = 0.768 * 2 + 327.7 + 0.5
@@ -124,7 +127,7 @@ def test_plan_md_shows_table_totals_constraints_and_savings():
 def test_plan_md_flags_default_hours():
     md = summary_markdown(plan_document(_spec(hours_given=False), _placement(), INFO))
     assert "planned as 1 hour" in md
-    assert "| prep |" in md and "| 2* |" in md
+    assert "| prep |" in md and "| 2 h* |" in md
 
 
 def test_diff_reports_moves_and_cost_delta():
@@ -137,6 +140,6 @@ def test_diff_reports_moves_and_cost_delta():
     assert change["fields"]["zone"] == {"old": "use1-az1", "new": "use1-az4"}
     assert change["cost_delta"] == pytest.approx(-27.7)
     md = diff_markdown(diff)
-    assert "use1-az4" in md and "-27.70" in md
+    assert "use1-az4" in md and "| −$27.70 |" in md and "(−$27.70)" in md and "(no change)" in md
     assert diff_plans(old, old)["changes"] == []
     assert "No task moved." in diff_markdown(diff_plans(old, old))

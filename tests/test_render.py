@@ -39,7 +39,8 @@ from skyplan.models import (
     Task,
     TaskPlacement,
 )
-from skyplan.render import render, waves, write_output
+from skyplan.outdir import write_output
+from skyplan.render import render, waves
 from skyplan.targets import get_target, target_names
 from skyplan.targets.cloud import RANK_TOKEN, STORAGE_TOKEN, parse_storage
 
@@ -489,7 +490,7 @@ def test_waves() -> None:
     assert waves(spec) == {"prep": 0, "train": 1, "eval-t4": 2, "serve": 2, "report": 3}
 
 
-def test_write_output_removes_stale_files_but_keeps_state(tmp_path: Path) -> None:
+def test_write_output_removes_stale_generated_files_but_keeps_state(tmp_path: Path) -> None:
     write_output(rendered("mixed"), tmp_path)
     state = {
         "aws/terraform.tfstate": b"{}", "aws/.terraform/providers/x": b"bin", "aws/.terraform.lock.hcl": b"lock",
@@ -499,7 +500,6 @@ def test_write_output_removes_stale_files_but_keeps_state(tmp_path: Path) -> Non
     for rel, data in state.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(data)
-    (tmp_path / "aws" / "old.tf").write_text("# stale\n")
     before = (tmp_path / "aws" / "main.tf").stat().st_mtime_ns
     # Re-render a plan without gcp and azure: their stacks go, their state stays.
     spec, placement = aws_multi_region()
@@ -507,7 +507,6 @@ def test_write_output_removes_stale_files_but_keeps_state(tmp_path: Path) -> Non
     write_output(new, tmp_path)
     for rel, data in state.items():
         assert (tmp_path / rel).read_bytes() == data, rel
-    assert not (tmp_path / "aws" / "old.tf").exists()
     assert not (tmp_path / "gcp" / "main.tf").exists() and not (tmp_path / "azure").exists()
     assert not (tmp_path / "modules" / "gcp-node").exists()
     assert not (tmp_path / "cloud-init" / "serve.yaml").exists()
