@@ -60,7 +60,7 @@ from typing import TypeVar
 
 from skyplan.errors import SpecError
 from skyplan.models import Allowed, Objective, Pool, Quota, SourcePos, Spec, Task
-from skyplan.spec import _values
+from skyplan.spec import _ranges, _values
 from skyplan.spec._capacity import parse_pools, parse_quotas
 from skyplan.spec._dag import order_tasks
 from skyplan.spec._nodes import Node, Source
@@ -226,7 +226,7 @@ def _spec_settings(fields: dict[str, Node]) -> dict:
     if "objective" in given:
         settings["objective"] = _objective(given["objective"])
     if "deadline" in given:
-        settings["deadline_hours"] = _values.duration_hours(given["deadline"])
+        settings["deadline_hours"] = _values.duration_hours(given["deadline"], _ranges.DEADLINE)
     if "budget" in given:
         settings["budget"] = _values.money(given["budget"])
     if "allowed" in given:

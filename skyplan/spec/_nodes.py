@@ -198,20 +198,10 @@ class Node:
             if isinstance(value, (int, float)) and math.isfinite(value):
                 return float(value)
         if self.is_scalar and self.yaml.tag == _STR_TAG and _LOOSE_NUMBER.fullmatch(self.yaml.value.strip()):
-            return float(self.yaml.value)
+            value = float(self.yaml.value)
+            if math.isfinite(value):  # `1e999` reads as inf
+                return value
         self.expected(what)
-
-    def non_negative(self, what: str = "a number ≥ 0") -> float:
-        value = self.number(what)
-        if value < 0:
-            self.expected(what)
-        return value
-
-    def integer(self, what: str = "a whole number") -> int:
-        value = self.number(what)
-        if value != int(value):
-            self.expected(what)
-        return int(value)
 
     def boolean(self, what: str = "true or false") -> bool:
         if self.is_scalar and self.yaml.tag == _BOOL_TAG:

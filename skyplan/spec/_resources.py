@@ -6,7 +6,7 @@ import difflib
 from dataclasses import replace
 
 from skyplan.models import ALL_TARGETS, AcceleratorDemand, Quantity, ResourceOption, SpotPolicy
-from skyplan.spec import _values
+from skyplan.spec import _ranges, _values
 from skyplan.spec._nodes import Node
 
 # Used when a shape says nothing about size; SkyPilot would pick its default instance type.
@@ -90,8 +90,9 @@ def _options(shape: dict[str, Node]) -> list[tuple[int, ResourceOption]]:
     shape = {key: node for key, node in shape.items() if not node.is_null}
     cloud, region, zone = _placement(shape)
     base = ResourceOption(
-        cpus=_values.quantity(shape["cpus"], "a number of vCPUs") if "cpus" in shape else None,
-        memory_gib=_values.quantity(shape["memory"], "GiB of memory", sized=True) if "memory" in shape else None,
+        cpus=_values.quantity(shape["cpus"], "a number of vCPUs", _ranges.CPUS) if "cpus" in shape else None,
+        memory_gib=_values.quantity(shape["memory"], "GiB of memory", _ranges.MEMORY_GIB,
+                                                  sized=True) if "memory" in shape else None,
         disk_gb=_disk(shape["disk"]) if "disk" in shape else ResourceOption.disk_gb,
         use_spot=_use_spot(shape["use_spot"]) if "use_spot" in shape else SpotPolicy.ON_DEMAND,
         cloud=cloud,
@@ -163,10 +164,7 @@ def _optional_string(shape: dict[str, Node], key: str, what: str) -> str | None:
 
 
 def _disk(node: Node) -> int:
-    size = _values.size_gb(node, "a disk size in GB like 256")
-    if size < 1 or size != int(size):
-        node.expected("a whole number of GB ≥ 1 like 256")
-    return int(size)
+    return int(_values.size_gb(node, "a disk size in GB like 256", _ranges.DISK_GB))
 
 
 def _use_spot(node: Node) -> SpotPolicy:

@@ -7,7 +7,7 @@ import re
 from dataclasses import replace
 
 from skyplan.models import Allowed, DataInput, ResourceOption, Task
-from skyplan.spec import _values
+from skyplan.spec import _ranges, _values
 from skyplan.spec._nodes import Node
 from skyplan.spec._resources import REFUSED as REFUSED_IN_RESOURCES
 from skyplan.spec._resources import cloud_name, parse_resources
@@ -144,10 +144,7 @@ def _given(fields: dict[str, Node], key: str) -> bool:
 
 
 def _num_nodes(node: Node) -> int:
-    value = node.integer("a whole number of nodes ≥ 1")
-    if value < 1:
-        node.expected("a whole number of nodes ≥ 1")
-    return value
+    return int(_ranges.NUM_NODES.check(node, node.number("a whole number of nodes"), "a number of nodes"))
 
 
 def _script(node: Node | None) -> str | None:
@@ -239,8 +236,9 @@ def _outputs_gb(fields: dict[str, Node]) -> float:
         return _values.size_gb(fields["outputs_gb"], "a size in GB like 50")
     if _given(fields, "outputs"):
         # SkyPilot spelling: `outputs: {s3://bucket/out: 50}`; skyplan stages outputs itself.
-        return sum(_values.size_gb(value, "a size in GB")
-                   for _, value in fields["outputs"].entries("a mapping of URI to GB"))
+        total = sum(_values.size_gb(value, "a size in GB")
+                    for _, value in fields["outputs"].entries("a mapping of URI to GB"))
+        return _ranges.DATA_GB.check(fields["outputs"], total, "outputs in GB in all")
     return 0.0
 
 
