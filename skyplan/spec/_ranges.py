@@ -4,8 +4,8 @@ Why these limits: beyond them a value is a typo, not a plan, and within them the
 integer arithmetic cannot overflow. CP-SAT works in int64 with costs in micro-dollars and times
 in seconds (optimizer/problem.py). At the maxima one task costs at most
 `MAX_HOURS × (1 + spot overhead) × MAX_NODES × price`, i.e. ≈ 3.4e17 µ$ on the priciest catalog
-machine (≈ $29,400/h), and moves at most `MAX_GB × $0.12/GB` ≈ 1.2e11 µ$ per edge: 27× below
-int64 (9.2e18) for one task. A whole spec can still add up to more (many such tasks, and the
+machine (≈ $29,400/h), and moves at most `MAX_GB × $0.12/GB` ≈ 1.2e11 µ$ per edge: 6× below
+the 2^61 the optimizer allows itself (a quarter of int64) for one task. A whole spec can still add up to more (many such tasks, and the
 preference tie-break multiplies the cost objective), so the optimizer checks the real sums
 before building its model (`optimizer.problem.check_scale`) and refuses with the task's
 file:line:key rather than overflow.
