@@ -100,6 +100,7 @@ def load_spec(path: str | Path, *, known_accelerators: Collection[str] = (), tex
     """
     file = str(path)
     data = _read(file) if text is None else text.encode("utf-8")
+    _check_size(file, data)
     source = Source.for_file(file, known_accelerators)
     documents = source.compose_all(_decode(file, data))
     if not documents:
@@ -256,11 +257,9 @@ def _included(node: Node, key: str, parse: Callable[[Node], tuple[_T, ...]]) -> 
         return parse(node)
     file = str(node.source.base_dir / Path(node.string(f"a list of {key} or a file path")).expanduser())
     source = Source(file, Path(file).parent, node.source.accelerators, node.source.warnings)
-    try:
-        data = Path(file).read_bytes()
-    except OSError as exc:
-        node.fail(f"cannot read {key} file {file}: {exc.strerror or exc}")
-    return _parse_list_document(source, file, _decode(file, data), key, parse)
+    if not Path(file).is_file():
+        node.fail(f"cannot read {key} file {file}: {'not a file' if Path(file).exists() else 'no such file'}")
+    return _parse_list_document(source, file, _decode(file, _read(file)), key, parse)
 
 
 def _load_list_file(file: str, key: str, parse: Callable[[Node], tuple[_T, ...]], source: Source) -> tuple[_T, ...]:
@@ -284,11 +283,26 @@ def _parse_list_document(source: Source, file: str, text: str, key: str,
 # -- reading -------------------------------------------------------------------------------------
 
 
+# A 1,000-task spec is ~200 KB; PyYAML reads ~4 MB/s, so this bounds a parse to seconds (and
+# memory to a few hundred MB) whatever file is passed by mistake.
+MAX_SPEC_BYTES = 16 * 1024 * 1024
+
+
 def _read(file: str) -> bytes:
     try:
-        return Path(file).read_bytes()
+        with open(file, "rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecError(SourcePos(file, 0, "(file)"), f"cannot read the file: {exc.strerror or exc}") from None
+    _check_size(file, data)
+    return data
+
+
+def _check_size(file: str, data: bytes) -> None:
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(SourcePos(file, 0, "(file)"),
+                        f"the file is larger than {MAX_SPEC_BYTES // (1024 * 1024)} MiB, the limit for a spec; "
+                        "move long scripts into files under `workdir`")
 
 
 def _decode(file: str, data: bytes) -> str:

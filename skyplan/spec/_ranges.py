@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skyplan.spec._nodes import Node
+from skyplan.spec._nodes import Node, shown
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Range:
         """`value` if in range, else a SpecError at `node`: "expected <what> <range>, got …"."""
         if not self.admits(value):
             kind = "a whole number " if self.whole else ""
-            node.fail(f"expected {what}: {kind}{self.text()}, got {node.yaml.value!r}"
+            node.fail(f"expected {what}: {kind}{self.text()}, got {shown(node.yaml.value)}"
                       if node.is_scalar else f"expected {what}: {kind}{self.text()}, got {value:g}")
         return value
 

@@ -169,7 +169,7 @@ def _disk(node: Node) -> int:
 
 def _use_spot(node: Node) -> SpotPolicy:
     if node.is_bool():
-        return SpotPolicy.SPOT if node.boolean() else SpotPolicy.ON_DEMAND
+        return SpotPolicy.SPOT if node.boolean(_USE_SPOT) else SpotPolicy.ON_DEMAND
     if node.is_scalar and node.text().strip().lower() in ("true", "false", "auto"):
         return SpotPolicy(node.text().strip().lower())
     node.expected(_USE_SPOT)

@@ -9,7 +9,7 @@ import re
 from skyplan.errors import SpecError
 from skyplan.models import AcceleratorDemand, Quantity, SourcePos
 from skyplan.spec import _ranges
-from skyplan.spec._nodes import Node
+from skyplan.spec._nodes import Node, shown
 from skyplan.spec._ranges import Range
 
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(d|h|m|s)", re.IGNORECASE)
@@ -19,7 +19,7 @@ _QUANTITY = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*(\+?)\s*", re.IGN
 _GIB_PER_UNIT = {"": 1.0, "g": 1.0, "gb": 1.0, "gi": 1.0, "gib": 1.0, "t": 1024.0, "tb": 1024.0,
                  "ti": 1024.0, "tib": 1024.0, "m": 1 / 1024, "mb": 1 / 1024, "mi": 1 / 1024, "mib": 1 / 1024}
 _MONEY = re.compile(r"\s*\$?\s*(\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)\s*(usd)?\s*", re.IGNORECASE)
-_PORT_RANGE = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
+_PORT_RANGE = re.compile(r"\s*(\d{1,9})\s*(?:-\s*(\d{1,9})\s*)?")
 _MAX_PORT_RANGE = 1024  # a wider range is almost certainly a typo (and would bloat security groups)
 _LIST_ALL_KNOWN_BELOW = 40
 
@@ -50,7 +50,7 @@ def parse_duration_hours(value: object, pos: SourcePos) -> float:
         except ValueError:
             hours = _parse_duration_text(text)
     if hours is None or not math.isfinite(hours) or hours <= 0:
-        raise SpecError(pos, f"expected {HOURS_EXAMPLE}, got {value!r}")
+        raise SpecError(pos, f"expected {HOURS_EXAMPLE}, got {shown(value) if isinstance(value, str) else repr(value)}")
     return hours
 
 
