@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from skyplan.errors import InfeasibleError, SkyplanError, SpecError
-from skyplan.models import Candidate, Catalog, Location, Spec, TierRates
+from skyplan.models import Candidate, Catalog, Location, SourcePos, Spec, TierRates
 
 COST_UNITS_PER_USD = 1_000_000
 SECONDS_PER_HOUR = 3600
@@ -142,7 +142,8 @@ def build_problem(
     for t in spec.tasks:
         given = list(candidates.get(t.name, ()))
         if not given:
-            raise InfeasibleError(f"task '{t.name}' has no candidate offering", (f"task:{t.name}",))
+            where = f"{t.pos}: " if t.pos else ""
+            raise InfeasibleError(f"{where}task '{t.name}' has no candidate offering", (f"task:{t.name}",))
         fitting = [c for c in given if not _over_limit(c, scaled_limits)]
         if not fitting:
             raise _quota_cannot_hold(spec, t.name, given, scaled_limits)
@@ -219,6 +220,14 @@ def _over_limit(c: Candidate, scaled_limits: Mapping[str, int]) -> bool:
     )
 
 
+def quota_pos(spec: Spec, key: str) -> SourcePos | None:
+    """Where the spec's quota behind a quota key (`name` or `name@region`) sets its limit."""
+    for q in spec.quotas:
+        if key == q.name or (q.per_region and key.startswith(f"{q.name}@")):
+            return spec.where(f"quotas[{q.name}]")
+    return None
+
+
 def quota_unit(spec: Spec, key: str) -> str:
     """Human unit of a quota key ("vCPUs"), from the spec's quota whose name prefixes the key."""
     for q in spec.quotas:
@@ -245,8 +254,10 @@ def _quota_cannot_hold(
     for k in sorted(need):
         unit = quota_unit(spec, k)
         limit = scaled_limits[k] / QUOTA_SCALE
+        pos = quota_pos(spec, k)
         parts.append(
-            f"quota {k} ({_fmt_amount(limit, unit)}) cannot hold task '{task}' "
+            (f"{pos}: " if pos else "")
+            + f"quota {k} ({_fmt_amount(limit, unit)}) cannot hold task '{task}' "
             f"({_fmt_amount(need[k], unit)}) at any time"
         )
     return InfeasibleError("; ".join(parts), tuple(f"quota:{k}" for k in sorted(need)))

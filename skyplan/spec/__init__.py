@@ -117,6 +117,7 @@ def load_spec(path: str | Path, *, known_accelerators: Collection[str] = (), tex
         source_file=file,
         source_sha256=hashlib.sha256(data).hexdigest(),
         warnings=tuple(source.warnings),
+        origin=dict(sorted(source.origin.items())),
     )
 
 
@@ -226,15 +227,17 @@ def _spec_settings(fields: dict[str, Node]) -> dict:
         settings["name"] = fields["name"].string("a name for the spec")
     if "objective" in given:
         settings["objective"] = _objective(given["objective"])
+    for key in ("deadline", "budget"):
+        if key in given:
+            given[key].source.origin[key] = given[key].pos()
     if "deadline" in given:
         settings["deadline_hours"] = _values.duration_hours(given["deadline"], _ranges.DEADLINE)
     if "budget" in given:
         settings["budget"] = _values.money(given["budget"])
     if "allowed" in given:
-        settings["allowed"] = parse_allowed(given["allowed"])
+        settings["allowed"] = parse_allowed(given["allowed"], origin_key="allowed")
     if "exclude_zones" in given:
-        settings["exclude_zones"] = tuple(dict.fromkeys(
-            given["exclude_zones"].strings("a list of zone names")))
+        settings["exclude_zones"] = _exclude_zones(given["exclude_zones"])
     if "storage" in given:
         settings["storage"] = given["storage"].string("a storage URI like s3://bucket/prefix").strip()
     if "quotas" in given:
@@ -242,6 +245,19 @@ def _spec_settings(fields: dict[str, Node]) -> dict:
     if "pools" in given:
         settings["pools"] = _included(given["pools"], "pools", parse_pools)
     return settings
+
+
+def _exclude_zones(node: Node) -> tuple[str, ...]:
+    """Distinct zone tokens, each remembered where first written (`exclude_zones[<token>]`)."""
+    what = "a list of zone names"
+    items = [node] if node.is_scalar else node.items(what)
+    zones: dict[str, None] = {}
+    for item in items:
+        token = item.string(what).strip()
+        if token not in zones:
+            zones[token] = None
+            node.source.origin[f"exclude_zones[{token}]"] = item.pos()
+    return tuple(zones)
 
 
 def _objective(node: Node) -> Objective:
@@ -256,7 +272,7 @@ def _included(node: Node, key: str, parse: Callable[[Node], tuple[_T, ...]]) -> 
     if not node.is_scalar:
         return parse(node)
     file = str(node.source.base_dir / Path(node.string(f"a list of {key} or a file path")).expanduser())
-    source = Source(file, Path(file).parent, node.source.accelerators, node.source.warnings)
+    source = Source(file, Path(file).parent, node.source.accelerators, node.source.warnings, node.source.origin)
     if not Path(file).is_file():
         node.fail(f"cannot read {key} file {file}: {'not a file' if Path(file).exists() else 'no such file'}")
     return _parse_list_document(source, file, _decode(file, _read(file)), key, parse)

@@ -21,17 +21,19 @@ def parse_quotas(node: Node) -> tuple[Quota, ...]:
     quotas: list[Quota] = []
     names: set[str] = set()
     for item in node.items("a list of quotas"):
-        quota, name_node = _quota(item)
+        quota, name_node, limit_node = _quota(item)
         if quota.name in names:
             if name_node is not None:
                 name_node.fail(f"quota name `{quota.name}` is used twice")
             quota = replace(quota, name=_unique(quota.name, names))
         names.add(quota.name)
         quotas.append(quota)
+        # Its limit is what an infeasible plan runs into: point there.
+        node.source.origin[f"quotas[{quota.name}]"] = limit_node.pos()
     return tuple(quotas)
 
 
-def _quota(node: Node) -> tuple[Quota, Node | None]:
+def _quota(node: Node) -> tuple[Quota, Node | None, Node]:
     fields = node.fields(_QUOTA_KEYS, what="a quota mapping like {cloud: aws, family: \"g*\", vcpus: 64}")
     limits = [key for key in _QUOTA_LIMITS if key in fields]
     if len(limits) != 1:
@@ -61,7 +63,7 @@ def _quota(node: Node) -> tuple[Quota, Node | None]:
     name = name_node.string("a quota name") if name_node else _generated_name(match, resource, per_region)
     quota = Quota(name=name, resource=resource, limit=limit, match=tuple(sorted(match.items())),
                   per_region=per_region)
-    return quota, name_node
+    return quota, name_node, fields[resource]
 
 
 def _generated_name(match: dict[str, str], resource: str, per_region: bool) -> str:

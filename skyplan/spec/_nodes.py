@@ -61,6 +61,8 @@ class Source:
     base_dir: Path
     accelerators: Mapping[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Where constraining keys are written (`Spec.origin`), filled while parsing.
+    origin: dict[str, SourcePos] = field(default_factory=dict)
 
     @classmethod
     def for_file(cls, file: str, known_accelerators: Collection[str] = ()) -> Source:

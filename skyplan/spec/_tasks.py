@@ -47,8 +47,14 @@ _HOURS_FALLBACK_KEY = "default"
 
 def parse_task(node: Node, fields: dict[str, Node], *, name: str, spec_allowed: Allowed) -> Task:
     """Build a task from its (already key-checked) fields; `spec_allowed` is the top level's."""
-    options = parse_resources(fields.get("resources"))
-    allowed = _merge_allowed(spec_allowed, parse_allowed(fields["allowed"]) if "allowed" in fields else None)
+    written: dict[str, Node] = {}
+    options = parse_resources(fields.get("resources"), written)
+    origin = node.source.origin
+    origin[f"tasks[{name}].resources"] = (fields.get("resources") or node).pos()
+    for key, where in written.items():
+        origin.setdefault(f"tasks[{name}].{key}", where.pos())
+    task_allowed = parse_allowed(fields["allowed"], origin_key=f"tasks[{name}].allowed") if "allowed" in fields else None
+    allowed = _merge_allowed(spec_allowed, task_allowed)
     _check_options_allowed(fields.get("resources") or node, options, allowed)
     hours, by_accelerator, given = _hours(fields.get("hours"), options)
     return Task(
@@ -93,9 +99,13 @@ def depends_on(node: Node) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def parse_allowed(node: Node) -> Allowed:
-    """`{clouds: [...], regions: [globs]}`; a key left out is None (not restricted here)."""
+def parse_allowed(node: Node, *, origin_key: str) -> Allowed:
+    """`{clouds: [...], regions: [globs]}`; a key left out is None (not restricted here).
+    Where each key is written goes to `Spec.origin` as `<origin_key>.clouds` / `.regions`."""
     fields = node.fields(("clouds", "regions"), what="a mapping with `clouds` and/or `regions`")
+    for key in ("clouds", "regions"):
+        if _given(fields, key):
+            node.source.origin[f"{origin_key}.{key}"] = fields[key].pos()
     clouds = regions = None
     if _given(fields, "clouds"):
         items = [fields["clouds"]] if fields["clouds"].is_scalar else fields["clouds"].items("a list of clouds")
