@@ -729,12 +729,12 @@ def _placement_cause(
     spec: Spec, task: Task, option: ResourceOption, rules: _Placement, shaped: Sequence[Offering]
 ) -> str | None:
     """The key that rules out every location of `shaped`: the option's own cloud/region/zone
-    (its `resources`), else `allowed.regions`, else `allowed.clouds` (the task's if it sets
+    (its `resources`), else `allowed.clouds`, else `allowed.regions` (the task's if it sets
     them, else the spec's)."""
     bare = _Placement(None, None, rules.enabled, rules.named_clouds)
     if not any(bare.admits(option, o.location) for o in shaped):
         return _where(spec, f"tasks[{task.name}].resources")
-    for key in ("regions", "clouds"):
+    for key in ("clouds", "regions"):
         narrowed = _Placement(rules.clouds if key == "clouds" else None, rules.regions if key == "regions" else None,
                               rules.enabled, rules.named_clouds)
         if not any(narrowed.admits(option, o.location) for o in shaped):
