@@ -537,7 +537,7 @@ BAD = [
     (TASK + "    resources: {labels: {team: ml}}\n", 4, "tasks[a].resources.labels", "cannot honour `labels`"),
     ("name: p\n---\nname: a\nconfig: {}\nrun: x\n", 4, "config", "cannot honour `config`"),
     # wrong types
-    (TASK + "    num_nodes: two\n", 4, "tasks[a].num_nodes", "expected a whole number of nodes, got 'two'"),
+    (TASK + "    num_nodes: two\n", 4, "tasks[a].num_nodes", "expected a number of nodes, got 'two'"),
     (TASK + "    num_nodes: 0\n", 4, "tasks[a].num_nodes", "expected a number of nodes: a whole number 1 to 1,000, got '0'"),
     (TASK + "    depends_on: {b: 1}\n", 4, "tasks[a].depends_on", "expected a task name or a list of task names"),
     ("name: x\ndeadline: soon\ntasks: [{name: a}]\n", 2, "deadline",

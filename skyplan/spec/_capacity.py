@@ -39,8 +39,7 @@ def _quota(node: Node) -> tuple[Quota, Node | None, Node]:
     if len(limits) != 1:
         node.fail("a quota needs exactly one of `vcpus`, `accelerators` or `nodes` (its limit)")
     resource = limits[0]
-    limit = _ranges.QUOTA[resource].check(fields[resource], fields[resource].number(f"a limit on {resource}"),
-                                          f"a limit on {resource}")
+    limit = _ranges.QUOTA[resource].read(fields[resource], f"a limit on {resource}")
     per_region = False
     if "per" in fields:
         if fields["per"].text("`region`").strip() != "region":
@@ -97,8 +96,7 @@ def parse_pools(node: Node) -> tuple[Pool, ...]:
         if name in pool_names:
             fields["name"].fail(f"pool name `{name}` is used twice")
         pool_names.add(name)
-        cost = _ranges.POOL_HOURLY_COST.check(
-            fields["hourly_cost"], fields["hourly_cost"].number("an hourly cost in USD"), "an hourly cost in USD") if "hourly_cost" in fields else 0.0
+        cost = _ranges.POOL_HOURLY_COST.read(fields["hourly_cost"], "an hourly cost in USD") if "hourly_cost" in fields else 0.0
         region = fields["region"].string("a region name") if "region" in fields else "on-prem"
         user = fields["user"].string("a login user name") if "user" in fields else None
         key = fields["key"].string("a private key path") if "key" in fields else None
@@ -124,8 +122,7 @@ def _host(node: Node, user: str | None, key: str | None, taken: set[str]) -> Poo
     host_user = fields["user"].string("a login user name") if "user" in fields else user
     if host_user is None:
         node.fail("a host needs a `user` (or give one for the whole pool)")
-    port = int(_ranges.PORT.check(fields["port"], fields["port"].number("a port number"), "a port number")
-               if "port" in fields else 22)
+    port = int(_ranges.PORT.read(fields["port"], "a port number")) if "port" in fields else 22
     accelerator, count = None, 0
     if "accelerators" in fields and not fields["accelerators"].is_null:
         demand = _values.accelerator(fields["accelerators"], fields["accelerators"].string("an accelerator like A100:4"))
@@ -136,12 +133,8 @@ def _host(node: Node, user: str | None, key: str | None, taken: set[str]) -> Poo
         user=host_user,
         key_path=fields["key"].string("a private key path") if "key" in fields else key,
         port=port,
-        cpus=_in(fields["cpus"], "a number of CPUs", _ranges.CPUS) if "cpus" in fields else 1,
-        memory_gib=_in(fields["memory"], "GiB of memory", _ranges.MEMORY_GIB) if "memory" in fields else 1,
+        cpus=_ranges.CPUS.read(fields["cpus"], "a number of CPUs") if "cpus" in fields else 1,
+        memory_gib=_ranges.MEMORY_GIB.read(fields["memory"], "GiB of memory") if "memory" in fields else 1,
         accelerator=accelerator,
         accelerator_count=count,
     )
-
-
-def _in(node: Node, what: str, limits: _ranges.Range) -> float:
-    return limits.check(node, node.number(what), what)

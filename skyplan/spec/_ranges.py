@@ -47,6 +47,10 @@ class Range:
                       if node.is_scalar else f"expected {what}: {kind}{self.text()}, got {value:g}")
         return value
 
+    def read(self, node: Node, what: str) -> float:
+        """A number node (see `Node.number`) within the range."""
+        return self.check(node, node.number(what), what)
+
 
 def _num(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:g}"

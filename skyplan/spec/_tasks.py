@@ -154,7 +154,7 @@ def _given(fields: dict[str, Node], key: str) -> bool:
 
 
 def _num_nodes(node: Node) -> int:
-    return int(_ranges.NUM_NODES.check(node, node.number("a whole number of nodes"), "a number of nodes"))
+    return int(_ranges.NUM_NODES.read(node, "a number of nodes"))
 
 
 def _script(node: Node | None) -> str | None:
