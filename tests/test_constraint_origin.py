@@ -128,3 +128,14 @@ def test_infeasible_exits_3_with_the_location(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == EXIT_INFEASIBLE
     assert done.stderr.startswith(f"error: {spec}:2: deadline: fastest plan takes 10 h > deadline 2 h")
+
+
+def test_a_long_error_stays_one_line_on_the_terminal(tmp_path):
+    # The message runs past the console's 200 columns: it must not be folded.
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: r\nallowed:\n  regions: [mars-*]\ntasks:\n  - name: a\n")
+    done = subprocess.run([sys.executable, "-m", "skyplan.cli", "compile", str(spec), "-o", str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert done.returncode == EXIT_INFEASIBLE
+    assert len(done.stderr) > 250 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: {spec}:3: allowed.regions: task 'a': no offering of cpus 2+ in regions mars-*")
