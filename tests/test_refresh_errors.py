@@ -207,3 +207,19 @@ def test_staging_to_s3_without_boto3_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "boto3", None)
     with pytest.raises(SkyplanError, match=r"needs boto3, which is not installed: pip install 'skyplan\[aws\]'"):
         _upload_s3(SimpleNamespace(prefix="t/"), "s3://bucket/prefix")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("uri", "modules", "extra"), [
+    ("s3://bucket/run/status.json", ("boto3", "botocore", "botocore.exceptions"), "aws"),
+    ("gs://bucket/run/status.json", ("google.cloud.storage", "google.api_core.exceptions"), "gcp"),
+    ("https://acct.blob.core.windows.net/c/run/status.json", ("azure.storage.blob", "azure.identity",
+                                                              "azure.core.exceptions"), "azure"),
+])
+def test_reading_task_status_without_the_sdk_names_the_extra(monkeypatch, uri, modules, extra):
+    from skyplan.errors import SkyplanError
+    from skyplan.runstate import read_text
+
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(SkyplanError, match=rf"which is not installed: pip install 'skyplan\[{extra}\]'$"):
+        read_text(uri)
