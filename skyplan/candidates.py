@@ -173,7 +173,9 @@ def _unknown_location_message(token: str, name: str, index: _LocationIndex) -> s
 
 
 def _did_you_mean(word: str, names: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(names), n=4, cutoff=0.6)
+    # Best first; equally close names in their natural order (difflib lists ties backwards).
+    scored = sorted((-difflib.SequenceMatcher(None, word, name).ratio(), name) for name in set(names))
+    close = [name for score, name in scored if -score >= 0.6][:4]
     if not close:
         return ""
     return f"; did you mean {close[0]}?" if len(close) == 1 else f"; did you mean {', '.join(close[:-1])} or {close[-1]}?"
