@@ -65,6 +65,11 @@ def test_non_utf8_bytes_name_the_line(tmp_path):
         load_spec(path)
 
 
+def test_text_with_a_lone_surrogate_is_not_utf8():
+    error = fails("name: q\ntasks:\n  - name: caf\udce9\n")
+    assert (error.pos.line, error.detail) == (3, "the file is not UTF-8 text")
+
+
 @pytest.mark.parametrize(("text", "line", "message"), [
     ("name: q\ntasks:\n\t- name: a\n", 3, "found character '\\t' that cannot start any token"),
     ("name: q\ntasks:\n  - name: a\n    hours: 1\n    hours: 2\n", 5, "`hours` is given twice"),
@@ -112,7 +117,7 @@ _PIECES = [
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(_PIECES) | st.text(string.printable, max_size=4), max_size=40))
+@given(st.lists(st.sampled_from(_PIECES) | st.text(string.printable, max_size=4) | st.text(max_size=2), max_size=40))
 def test_random_yaml_only_ever_raises_spec_errors(pieces):
     try:
         load_spec("fuzz.yaml", text="".join(pieces), known_accelerators=KNOWN)

@@ -102,7 +102,7 @@ def load_spec(path: str | Path, *, known_accelerators: Collection[str] = (), tex
         SpecError: anything wrong, with file, line and key.
     """
     file = str(path)
-    data = _read(file) if text is None else text.encode("utf-8")
+    data = _read(file) if text is None else _encode(file, text)
     _check_size(file, data)
     source = Source.for_file(file, known_accelerators)
     documents = source.compose_all(_decode(file, data))
@@ -322,6 +322,14 @@ def _check_size(file: str, data: bytes) -> None:
         raise SpecError(SourcePos(file, 0, "(file)"),
                         f"the file is larger than {MAX_SPEC_BYTES // (1024 * 1024)} MiB, the limit for a spec; "
                         "move long scripts into files under `workdir`")
+
+
+def _encode(file: str, text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, from text decoded with surrogateescape
+        line = text[: exc.start].count("\n") + 1
+        raise SpecError(SourcePos(file, line, "(file)"), "the file is not UTF-8 text") from None
 
 
 def _decode(file: str, data: bytes) -> str:
