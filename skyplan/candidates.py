@@ -91,14 +91,18 @@ class Exclusions:
         return f"excluded {', '.join(self.tokens)}" if self.tokens else "no exclusions"
 
 
-def parse_exclusions(tokens: Iterable[str], catalog: Catalog, extra: Sequence[Offering] = ()) -> Exclusions:
+def parse_exclusions(
+    tokens: Iterable[str], catalog: Catalog, extra: Sequence[Offering] = (), *, spec: Spec | None = None
+) -> Exclusions:
     """Resolve exclusion tokens against the catalog (and target offerings such as `local`).
 
     A token is a zone (`use1-az1`, `us-central1-a`, `local-1`), a region (`eastus`,
     `us-east-1`) or a cloud (`aws`), optionally prefixed with its cloud (`aws:use1-az1`, the
-    form `str(Location)` prints). An unknown token raises CatalogError with close matches;
-    an AWS zone *name* such as `us-east-1a` gets the AZ ids of its region, because zone names
-    map to different physical zones in each AWS account.
+    form `str(Location)` prints). An unknown token fails with close matches; an AWS zone
+    *name* such as `us-east-1a` gets the AZ ids of its region, because zone names map to
+    different physical zones in each AWS account. A token of `spec.exclude_zones` fails as a
+    SpecError at its file:line:key; any other came from `--exclude-zone` (or a failover of it)
+    and fails as a CatalogError naming the flag.
     """
     index = _LocationIndex(tuple(catalog.offerings) + tuple(extra))
     zones: set[Location] = set()
@@ -112,9 +116,7 @@ def parse_exclusions(tokens: Iterable[str], catalog: Catalog, extra: Sequence[Of
         given.add(token)
         cloud, _, name = token.rpartition(":")
         if cloud and cloud not in index.clouds:
-            raise CatalogError(
-                f"exclusion {token!r}: unknown cloud {cloud!r}{_did_you_mean(cloud, index.clouds)}"
-            )
+            raise _exclusion_error(spec, token, f"unknown cloud {cloud!r}{_did_you_mean(cloud, index.clouds)}")
         if not cloud and name in index.clouds:
             clouds.add(name)
             continue
@@ -125,7 +127,7 @@ def parse_exclusions(tokens: Iterable[str], catalog: Catalog, extra: Sequence[Of
         elif region_hits:
             regions |= region_hits
         else:
-            raise CatalogError(_unknown_location_message(token, name, index))
+            raise _exclusion_error(spec, token, _unknown_location_message(token, name, index))
     return Exclusions(frozenset(zones), frozenset(regions), frozenset(clouds), tuple(sorted(given)))
 
 
@@ -144,6 +146,13 @@ class _LocationIndex:
         return sorted(set(self.zones) | set(self.regions) | self.clouds)
 
 
+def _exclusion_error(spec: Spec | None, token: str, problem: str) -> CatalogError | SpecError:
+    if spec is not None and token in spec.exclude_zones:
+        pos = spec.where(f"exclude_zones[{token}]") or SourcePos(spec.source_file, 0, "exclude_zones")
+        return SpecError(pos, f"{token!r}: {problem}")
+    return CatalogError(f"--exclude-zone {token}: {problem}")
+
+
 def _unknown_location_message(token: str, name: str, index: _LocationIndex) -> str:
     aws_name = _AWS_ZONE_NAME.fullmatch(name)
     if aws_name and ("aws", aws_name.group(1)) in index.regions.get(aws_name.group(1), ()):
@@ -154,18 +163,22 @@ def _unknown_location_message(token: str, name: str, index: _LocationIndex) -> s
             if any(loc.cloud == "aws" and loc.region == region for loc in locs)
         )
         return (
-            f"exclusion {token!r} is an AWS zone name; zone names point at a different physical "
+            "an AWS zone name; zone names point at a different physical "
             f"zone in each AWS account, so skyplan uses AZ ids. The AZ ids of {region} are "
             f"{', '.join(ids)} (`aws ec2 describe-availability-zones --region {region}` shows "
             f"which id is your {name})"
         )
     hint = _did_you_mean(name, index.names())
-    return f"exclusion {token!r}: no such zone, region or cloud in the catalog{hint}"
+    return f"no such zone, region or cloud in the catalog{hint}"
 
 
 def _did_you_mean(word: str, names: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(names), n=4, cutoff=0.6)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
+    # Best first; equally close names in their natural order (difflib lists ties backwards).
+    scored = sorted((-difflib.SequenceMatcher(None, word, name).ratio(), name) for name in set(names))
+    close = [name for score, name in scored if -score >= 0.6][:4]
+    if not close:
+        return ""
+    return f"; did you mean {close[0]}?" if len(close) == 1 else f"; did you mean {', '.join(close[:-1])} or {close[-1]}?"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +231,7 @@ def build_candidates(
     for quota in spec.quotas:
         _check_quota(spec, quota)
     offerings = tuple(catalog.offerings) + tuple(extra_offerings)
-    excluded = parse_exclusions(spec.exclude_zones, catalog, extra_offerings)
+    excluded = parse_exclusions(spec.exclude_zones, catalog, extra_offerings, spec=spec)
     if exclusions is not None:
         excluded = excluded | exclusions
     index = _OfferingIndex(offerings)
@@ -655,29 +668,38 @@ def _summarize(names: Iterable[str], limit: int = 8) -> str:
 def _explain_none(
     spec: Spec, task: Task, index: _OfferingIndex, excluded: Exclusions, enabled: Mapping[str, bool]
 ) -> str:
+    """Why `task` has no candidate, led by the file:line:key of the spec key that causes it (the
+    accelerator, `allowed.regions`, `exclude_zones`, …) or the `--exclude-zone` flag."""
     rules = _placement_rules(spec, task, enabled)
-    reasons = [_explain_option(rules, option, index, excluded) for option in task.options]
-    unique = list(dict.fromkeys(reasons))
-    return f"task {task.name!r}: " + "; ".join(unique)
+    reasons = list(dict.fromkeys(_explain_option(spec, task, rules, option, index, excluded)
+                                 for option in task.options))
+    lead = reasons[0][0]
+    parts = [text if where in (None, lead) else f"{text} ({where})" for where, text in reasons]
+    return (f"{lead}: " if lead else "") + f"task {task.name!r}: " + "; ".join(parts)
 
 
 def _explain_option(
-    rules: _Placement, option: ResourceOption, index: _OfferingIndex, excluded: Exclusions
-) -> str:
+    spec: Spec, task: Task, rules: _Placement, option: ResourceOption, index: _OfferingIndex,
+    excluded: Exclusions,
+) -> tuple[str | None, str]:
+    """(where the cause is written, why) for one resource option without a candidate."""
     what = _describe_option(option)
     demand = option.accelerator
-    if demand is not None and demand.name not in index.accelerator_names:
-        names = sorted(index.accelerator_names)
-        same_but_case = [n for n in names if n.lower() == demand.name.lower()]
-        close = same_but_case or difflib.get_close_matches(demand.name, names, n=4, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"known: {_summarize(names, 30)}"
-        return f"no accelerator named {demand.name!r} in the catalog ({hint})"
-    if demand is not None and (demand.name, demand.count) not in index.by_accelerator:
-        counts = sorted({c for (n, c) in index.by_accelerator if n == demand.name})
-        return f"{demand.name} comes in counts {', '.join(map(str, counts))}, not {demand.count}"
+    resources = _where(spec, f"tasks[{task.name}].resources")
+    if demand is not None:
+        written = _where(spec, f"tasks[{task.name}].accelerators[{demand.name}:{demand.count}]") or resources
+        if demand.name not in index.accelerator_names:
+            names = sorted(index.accelerator_names)
+            same_but_case = [n for n in names if n.lower() == demand.name.lower()]
+            close = same_but_case or difflib.get_close_matches(demand.name, names, n=4, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}?" if close else f"known: {_summarize(names, 30)}"
+            return written, f"no accelerator named {demand.name!r} in the catalog ({hint})"
+        if (demand.name, demand.count) not in index.by_accelerator:
+            counts = sorted({c for (n, c) in index.by_accelerator if n == demand.name})
+            return written, f"{demand.name} comes in counts {', '.join(map(str, counts))}, not {demand.count}"
     shaped = index.shaped(option)
     if not shaped:
-        return f"no machine in the catalog has {what}"
+        return resources, f"no machine in the catalog has {what}"
     placed = [o for o in shaped if rules.admits(option, o.location)]
     where = _where_text(rules, option)
     if not placed:
@@ -687,17 +709,51 @@ def _explain_option(
         off = [c for c in clouds if not rules.enabled_for(c)]
         if off:
             text += f"; {', '.join(off)} is only used when named in allowed.clouds"
-        return text
+        return _placement_cause(spec, task, option, rules, shaped) or resources, text
     free = [o for o in placed if not excluded.excludes(o.location)]
     if not free:
-        return (
+        return _exclusion_cause(spec, excluded, placed), (
             f"no offering of {what} {where} outside {excluded.describe()} "
             f"(it exists only in: {_summarize(str(o.location) for o in placed)})"
         )
     policy = option.use_spot
     if policy is SpotPolicy.SPOT:
-        return f"no spot price for {what} {where} (use_spot: true; try auto)"
-    return f"no on-demand price for {what} {where} (only spot is sold; set use_spot: true or auto)"
+        return resources, f"no spot price for {what} {where} (use_spot: true; try auto)"
+    return resources, f"no on-demand price for {what} {where} (only spot is sold; set use_spot: true or auto)"
+
+
+def _where(spec: Spec, key: str) -> str | None:
+    pos = spec.where(key)
+    return str(pos) if pos is not None else None
+
+
+def _placement_cause(
+    spec: Spec, task: Task, option: ResourceOption, rules: _Placement, shaped: Sequence[Offering]
+) -> str | None:
+    """The key that rules out every location of `shaped`: the option's own cloud/region/zone
+    (its `resources`), else `allowed.clouds`, else `allowed.regions` (the task's if it sets
+    them, else the spec's)."""
+    bare = _Placement(None, None, rules.enabled, rules.named_clouds)
+    if not any(bare.admits(option, o.location) for o in shaped):
+        return _where(spec, f"tasks[{task.name}].resources")
+    for key in ("clouds", "regions"):
+        narrowed = _Placement(rules.clouds if key == "clouds" else None, rules.regions if key == "regions" else None,
+                              rules.enabled, rules.named_clouds)
+        if not any(narrowed.admits(option, o.location) for o in shaped):
+            return _where(spec, f"tasks[{task.name}].allowed.{key}") or _where(spec, f"allowed.{key}")
+    return None
+
+
+def _exclusion_cause(spec: Spec, excluded: Exclusions, placed: Sequence[Offering]) -> str | None:
+    """The first exclusion ruling out one of `placed`: its spec position, or the flag."""
+    for token in excluded.tokens:
+        cloud, _, name = token.rpartition(":")
+        if any((not cloud or o.cloud == cloud) and name in (o.cloud, o.location.region, o.location.zone)
+               for o in placed):
+            if token in spec.exclude_zones:
+                return _where(spec, f"exclude_zones[{token}]")
+            return f"--exclude-zone {token}"
+    return None
 
 
 def _where_text(rules: _Placement, option: ResourceOption) -> str:

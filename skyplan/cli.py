@@ -39,7 +39,8 @@ def _fail(exc: SkyplanError, as_json: bool) -> NoReturn:
         from rich.markup import escape
 
         # Messages quote user text such as `tasks[train]`: never let rich read it as markup.
-        _console(stderr=True).print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+        # soft_wrap: an error is one line however long, for logs and editors that jump to file:line.
+        _console(stderr=True).print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         for reason in getattr(exc, "reasons", ()) or ():
             if reason not in exc.message:
                 _console(stderr=True).print(f"  - {reason}", markup=False)

@@ -201,6 +201,17 @@ class Spec:
     # Things the spec stage accepted but the user should hear about (e.g. a secret's value
     # written in the file was dropped); the CLI prints them, PLAN.md lists them.
     warnings: tuple[str, ...] = ()
+    # Where the keys that constrain a plan are written, so that later stages can point an
+    # infeasibility at its cause (file:line:key) without reading the YAML again. Keys:
+    # "budget", "deadline", "allowed.clouds", "allowed.regions", "exclude_zones[<token>]",
+    # "quotas[<name>]" (its limit), and per task "tasks[<name>].resources",
+    # "tasks[<name>].allowed.clouds|regions", "tasks[<name>].accelerators[<NAME>:<count>]".
+    # Metadata: not compared, so equal specs from differently laid-out files stay equal.
+    origin: Mapping[str, SourcePos] = field(default_factory=dict, compare=False)
+
+    def where(self, key: str) -> SourcePos | None:
+        """Where `key` (see `origin`) is written in the spec, if it is."""
+        return self.origin.get(key)
 
     def task(self, name: str) -> Task:
         for t in self.tasks:

@@ -194,7 +194,7 @@ def solve_spec(
 
     t0 = time.perf_counter()
     all_exclusions = tuple(dict.fromkeys([*spec.exclude_zones, *exclusions]))
-    parsed = parse_exclusions(all_exclusions, catalog, extra_offerings)
+    parsed = parse_exclusions(all_exclusions, catalog, extra_offerings, spec=spec)
     candidates = build_candidates(
         spec, catalog, exclusions=parsed, extra_offerings=extra_offerings, enabled_by_default=enabled
     )

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from skyplan.errors import SkyplanError
+from skyplan.sdk import missing_sdk
 
 EVENTS_FILE = "events.jsonl"
 LOCK_FILE = ".skyplan/lock"
@@ -146,7 +147,7 @@ def _read_s3(bucket: str, key: str) -> str | None:
         import boto3
         from botocore.exceptions import ClientError
     except ImportError:
-        raise SkyplanError("reading s3:// task status needs boto3 (pip install boto3)") from None
+        raise missing_sdk("aws", "boto3", "reading s3:// task status") from None
     try:
         body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
@@ -161,7 +162,7 @@ def _read_gcs(bucket: str, key: str) -> str | None:  # untested here: no GCS emu
         from google.api_core.exceptions import NotFound
         from google.cloud import storage
     except ImportError:
-        raise SkyplanError("reading gs:// task status needs google-cloud-storage") from None
+        raise missing_sdk("gcp", "google-cloud-storage", "reading gs:// task status") from None
     try:
         return storage.Client().bucket(bucket).blob(key).download_as_text()
     except NotFound:
@@ -174,7 +175,7 @@ def _read_azure(uri: str) -> str | None:  # untested here: no Azurite in CI
         from azure.identity import DefaultAzureCredential
         from azure.storage.blob import BlobClient
     except ImportError:
-        raise SkyplanError("reading Azure blob task status needs azure-storage-blob and azure-identity") from None
+        raise missing_sdk("azure", "azure-storage-blob and azure-identity", "reading Azure blob task status") from None
     parsed = urlparse(uri)
     if parsed.scheme == "https":
         url = uri

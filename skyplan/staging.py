@@ -14,6 +14,7 @@ from skyplan.errors import SkyplanError, SpecError
 from skyplan.executor import is_bucket_source, task_slug
 from skyplan.models import Task
 from skyplan.runstate import file_uri_path
+from skyplan.sdk import missing_sdk
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,10 @@ def _bucket_and_key(uri: str, scheme: str) -> tuple[str, str]:
 
 def _upload_s3(source: StagedSource, base: str) -> None:
     prefix = source.prefix
-    import boto3
+    try:
+        import boto3
+    except ImportError:
+        raise missing_sdk("aws", "boto3", "staging a workdir or local file_mounts to s3://") from None
 
     bucket, root = _bucket_and_key(base, "s3://")
     root = f"{root}/" if root else ""
@@ -199,10 +203,7 @@ def _upload_gs(source: StagedSource, base: str) -> None:
     try:
         from google.cloud import storage as gcs  # type: ignore[import-not-found]
     except ImportError:
-        raise SkyplanError(
-            "staging a workdir or local file_mounts to gs:// needs the google-cloud-storage package "
-            "(pip install google-cloud-storage)"
-        ) from None
+        raise missing_sdk("gcp", "google-cloud-storage", "staging a workdir or local file_mounts to gs://") from None
     name, root = _bucket_and_key(base, "gs://")
     root = f"{root}/" if root else ""
     bucket = gcs.Client().bucket(name)

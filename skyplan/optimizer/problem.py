@@ -15,12 +15,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from skyplan.errors import InfeasibleError
-from skyplan.models import Candidate, Catalog, Location, Spec, TierRates
+from skyplan.errors import InfeasibleError, SkyplanError, SpecError
+from skyplan.models import Candidate, Catalog, Location, SourcePos, Spec, TierRates
 
 COST_UNITS_PER_USD = 1_000_000
 SECONDS_PER_HOUR = 3600
 QUOTA_SCALE = 1000  # quota amounts may be fractional (0.5 vCPU); the cumulative needs integers
+# CP-SAT's integers are int64; a quarter of its range leaves room for the sums it forms itself.
+MAX_MODEL_INT = 2**61
 
 # Transfer tiers, nearest first; rates and (usually) times grow with the tier.
 SAME_ZONE, CROSS_ZONE, INTER_REGION, INTERNET = 0, 1, 2, 3
@@ -140,7 +142,8 @@ def build_problem(
     for t in spec.tasks:
         given = list(candidates.get(t.name, ()))
         if not given:
-            raise InfeasibleError(f"task '{t.name}' has no candidate offering", (f"task:{t.name}",))
+            where = f"{t.pos}: " if t.pos else ""
+            raise InfeasibleError(f"{where}task '{t.name}' has no candidate offering", (f"task:{t.name}",))
         fitting = [c for c in given if not _over_limit(c, scaled_limits)]
         if not fitting:
             raise _quota_cannot_hold(spec, t.name, given, scaled_limits)
@@ -164,6 +167,7 @@ def build_problem(
                 seconds=seconds,  # type: ignore[arg-type]
             )
         )
+    check_scale(spec, cands, edges)
     return Problem(
         task_names=[t.name for t in spec.tasks],
         cands=cands,
@@ -181,10 +185,47 @@ def build_problem(
     )
 
 
+def check_scale(spec: Spec, cands: Sequence[Sequence[Candidate]], edges: Sequence[Edge]) -> None:
+    """Refuse a problem whose numbers CP-SAT's int64 arithmetic cannot hold, naming the task.
+
+    The spec stage's ranges keep one task far below the limit (spec/_ranges.py); this is the
+    defence in depth for what they cannot see: many huge tasks together, the preference
+    tie-break (cost × K + Σpreference, K = Σ max preference + 1) and catalog prices."""
+    worst = [max(c.cost for c in cs) for cs in cands]
+    hours = [max(c.hours for c in cs) for cs in cands]
+    k = sum(max(c.preference for c in cs) for cs in cands) + 1
+    egress = sum(max(tiers[-1] for tiers in e.cost_by_cloud.values()) for e in edges) / COST_UNITS_PER_USD
+    total = math.fsum(worst) + egress
+    seconds = math.fsum(hours) * SECONDS_PER_HOUR
+    if math.isfinite(total) and total * COST_UNITS_PER_USD * k + k <= MAX_MODEL_INT and seconds <= MAX_MODEL_INT:
+        return
+    i = max(range(len(worst)), key=lambda n: (worst[n], hours[n]))
+    task = spec.tasks[i]
+    limit = MAX_MODEL_INT / COST_UNITS_PER_USD / k
+    if not math.isfinite(total) or total > limit:
+        scaled = f" (÷ {k}, the preference tie-break of `ordered` choices)" if k > 1 else ""
+        message = (f"the plan could cost up to ${total:,.0f}, more than the optimizer can count "
+                   f"(${limit:,.0f}{scaled}); the costliest task, {task.name!r}, could cost "
+                   f"${worst[i]:,.0f}: lower its hours or num_nodes, or narrow its resources")
+    else:
+        message = f"the tasks' hours add up to {seconds / SECONDS_PER_HOUR:,.0f}, more than the optimizer can count"
+    if task.pos is not None:
+        raise SpecError(task.pos, message)
+    raise SkyplanError(message)
+
+
 def _over_limit(c: Candidate, scaled_limits: Mapping[str, int]) -> bool:
     return any(
         k in scaled_limits and math.ceil(a * QUOTA_SCALE - 1e-9) > scaled_limits[k] for k, a in c.quota_usage
     )
+
+
+def quota_pos(spec: Spec, key: str) -> SourcePos | None:
+    """Where the spec's quota behind a quota key (`name` or `name@region`) sets its limit."""
+    for q in spec.quotas:
+        if key == q.name or (q.per_region and key.startswith(f"{q.name}@")):
+            return spec.where(f"quotas[{q.name}]")
+    return None
 
 
 def quota_unit(spec: Spec, key: str) -> str:
@@ -213,8 +254,10 @@ def _quota_cannot_hold(
     for k in sorted(need):
         unit = quota_unit(spec, k)
         limit = scaled_limits[k] / QUOTA_SCALE
+        pos = quota_pos(spec, k)
         parts.append(
-            f"quota {k} ({_fmt_amount(limit, unit)}) cannot hold task '{task}' "
+            (f"{pos}: " if pos else "")
+            + f"quota {k} ({_fmt_amount(limit, unit)}) cannot hold task '{task}' "
             f"({_fmt_amount(need[k], unit)}) at any time"
         )
     return InfeasibleError("; ".join(parts), tuple(f"quota:{k}" for k in sorted(need)))

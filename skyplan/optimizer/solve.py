@@ -29,6 +29,7 @@ from skyplan.optimizer.problem import (
     SECONDS_PER_HOUR,
     Problem,
     build_problem,
+    quota_pos,
     quota_unit,
     tier_rates,
 )
@@ -478,7 +479,10 @@ def _explain_infeasible(
     def best(expr, active: list[str]) -> SolveResult:
         return gm.solve(expr, time_limit_s=limit, workers=1, seed=seed, assumptions=active)
 
-    names = [_group_text(spec, prob, g) for g in core]
+    where = [group_pos(spec, g) for g in core]
+    lead = next((w for w in where if w), None)
+    # The first located group leads the line (file:line:key); the others say where they are.
+    names = [_located(_group_text(spec, prob, g), w if w != lead else None) for g, w in zip(core, where, strict=True)]
     details: list[str] = []
     if "budget" in core:
         r_cost = best(gm.cost_expr(), [g for g in core if g != "budget"])
@@ -498,7 +502,26 @@ def _explain_infeasible(
         message = " and ".join(names) + " conflict"
         if details:
             message += ": " + "; ".join(details)
-    return InfeasibleError(message, tuple(core))
+    return InfeasibleError(f"{lead}: {message}" if lead else message, tuple(core))
+
+
+def _located(text: str, where: str | None) -> str:
+    """`quota gpus (8 accelerators; spec.yaml:5: quotas[0].accelerators)`."""
+    if where is None:
+        return text
+    return f"{text[:-1]}; {where})" if text.endswith(")") else f"{text} ({where})"
+
+
+def group_pos(spec: Spec, group: str) -> str | None:
+    """file:line:key of the spec key behind a constraint group ("deadline", "budget",
+    "quota:<key>"), if the spec says where it is written."""
+    if group in ("deadline", "budget"):
+        pos = spec.where(group)
+    elif group.startswith("quota:"):
+        pos = quota_pos(spec, group.split(":", 1)[1])
+    else:
+        pos = None
+    return str(pos) if pos is not None else None
 
 
 def _group_text(spec: Spec, prob: Problem, group: str) -> str:

@@ -18,9 +18,12 @@ import yaml
 from skyplan.assets import builtin_catalog_dir
 from skyplan.catalog import META_FILE, read_rows
 from skyplan.errors import CatalogError
+from skyplan.refresh._errors import api_error
 from skyplan.refresh._rows import PriceRow, Progress, render_csv, report, write_atomically
+from skyplan.sdk import missing_sdk
 
 CLOUDS: tuple[str, ...] = ("aws", "gcp", "azure")
+GCP_SERVICE = "GCP Cloud Billing Catalog API"
 
 
 def refresh(
@@ -83,10 +86,13 @@ def _fetch(
     cloud: str, regions: list[str], progress: Progress | None, base: list[PriceRow], source: Any
 ) -> list[PriceRow]:
     if cloud == "aws":
+        _require("aws", "boto3", "boto3", "botocore")
         from skyplan.refresh import aws
 
         return _with_aws_errors(lambda: aws.fetch_rows(source or _aws_session(), regions, progress))
     if cloud == "gcp":
+        if source is None:
+            _require("gcp", "google-cloud-billing", "google.cloud.billing_v1", "google.api_core", "google.auth")
         from skyplan.refresh import gcp
 
         return _with_gcp_errors(lambda: gcp.fetch_rows(source or _gcp_client(), base, regions, progress))
@@ -95,16 +101,25 @@ def _fetch(
     return azure.fetch_rows(base, regions, progress, fetch=source)
 
 
+def _require(cloud: str, packages: str, *modules: str) -> None:
+    """Import `modules` now, so that a plain install fails with the extra to install."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise missing_sdk(cloud, packages, f"refreshing {cloud} prices", CatalogError) from None
+
+
 def _aws_session() -> Any:
-    try:
-        import boto3
-    except ImportError as err:
-        raise CatalogError("refreshing aws needs boto3: pip install 'skyplan[refresh]'") from err
+    import boto3
+
     return boto3.Session()
 
 
 def _with_aws_errors(run: Callable[[], list[PriceRow]]) -> list[PriceRow]:
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from botocore.exceptions import NoCredentialsError
 
     try:
         return run()
@@ -113,28 +128,19 @@ def _with_aws_errors(run: Callable[[], list[PriceRow]]) -> list[PriceRow]:
             "AWS credentials not found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
             "(refresh only reads prices: pricing:GetProducts and ec2:Describe* are enough)"
         ) from err
-    except ClientError as err:
-        error = err.response.get("Error", {})
-        raise CatalogError(f"AWS {err.operation_name}: {error.get('Code')}: {error.get('Message')}") from err
-    except BotoCoreError as err:
-        raise CatalogError(f"AWS: {err}") from err
 
 
 def _gcp_client() -> Any:
-    try:
-        from google.cloud import billing_v1
-    except ImportError as err:
-        raise CatalogError(
-            "refreshing gcp needs google-cloud-billing: pip install 'skyplan[refresh]'"
-        ) from err
+    from google.cloud import billing_v1
+
     return billing_v1.CloudCatalogClient()
 
 
 def _with_gcp_errors(run: Callable[[], list[PriceRow]]) -> list[PriceRow]:
     try:
-        from google.api_core.exceptions import GoogleAPIError
+        from google.api_core.exceptions import GoogleAPICallError, GoogleAPIError
         from google.auth.exceptions import DefaultCredentialsError
-    except ImportError:
+    except ImportError:  # a test's fake client without the SDK installed
         return run()
     try:
         return run()
@@ -143,8 +149,11 @@ def _with_gcp_errors(run: Callable[[], list[PriceRow]]) -> list[PriceRow]:
             "Google credentials not found: run `gcloud auth application-default login` or set "
             "GOOGLE_APPLICATION_CREDENTIALS (refresh only reads the public billing catalog)"
         ) from err
-    except GoogleAPIError as err:
-        raise CatalogError(f"GCP Cloud Billing catalog: {err}") from err
+    except GoogleAPICallError as err:
+        # `code` is the HTTP status for REST and gRPC calls alike (api_core maps gRPC codes).
+        raise api_error(GCP_SERVICE, err.code, getattr(err, "reason", None), err.message) from err
+    except GoogleAPIError as err:  # retries exhausted, and other failures without a response
+        raise api_error(GCP_SERVICE, None, str(err).splitlines()[0] if str(err) else type(err).__name__) from err
 
 
 def _complete_directory(out: Path, cloud: str, progress: Progress | None) -> None:

@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from skyplan.errors import CatalogError
+from skyplan.refresh._errors import api_error, readable
 from skyplan.refresh._rows import PriceRow, Progress, report
 
 # The families the shipped snapshot covers (catalog README "AWS").
@@ -67,12 +69,14 @@ def fetch_rows(session: Any, regions: Sequence[str], progress: Progress | None =
     for number, region in enumerate(regions, start=1):
         report(progress, f"aws {region} ({number}/{len(regions)}): zones, machine types, spot prices")
         ec2 = session.client("ec2", region_name=region)
-        zone_ids = _zone_ids(ec2, region)
-        shapes = _instance_shapes(ec2)
-        offered = _offerings(ec2, sorted(shapes))
-        spot = _spot_prices(ec2, sorted(shapes), zone_ids)
+        with _api(f"AWS EC2 API ({region})"):
+            zone_ids = _zone_ids(ec2, region)
+            shapes = _instance_shapes(ec2)
+            offered = _offerings(ec2, sorted(shapes))
+            spot = _spot_prices(ec2, sorted(shapes), zone_ids)
         report(progress, f"aws {region} ({number}/{len(regions)}): on-demand prices")
-        on_demand = _on_demand_prices(pricing, region)
+        with _api(f"AWS Pricing API ({PRICING_REGION})"):
+            on_demand = _on_demand_prices(pricing, region)
         for instance_type, zone_id in sorted(offered):
             shape = shapes.get(instance_type)
             if shape is None:
@@ -93,6 +97,29 @@ def fetch_rows(session: Any, regions: Sequence[str], progress: Progress | None =
                 )
             )
     return rows
+
+
+@contextlib.contextmanager
+def _api(service: str) -> Iterator[None]:
+    """Calls to `service` fail as one line: its name, the HTTP status and the AWS error code.
+
+    Missing credentials pass through: `refresh` explains those for every service at once."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        yield
+    except NoCredentialsError:
+        raise
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = readable(error.get("Code"))
+        message = readable(error.get("Message"))
+        # A bare status (`500`) is what botocore makes of an HTML error page: nothing to add.
+        detail = None if code is None or code.isdigit() else (f"{code}: {message}" if message else code)
+        raise api_error(service, status, detail) from err
+    except BotoCoreError as err:  # no response at all: endpoint unreachable, timeouts, …
+        raise api_error(service, None, err) from err
 
 
 def _family_filter() -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from skyplan.errors import CatalogError
+from skyplan.refresh._errors import api_error
 from skyplan.refresh._rows import PriceRow, Progress, report
 
 API_URL = "https://prices.azure.com/api/retail/prices"
@@ -101,6 +101,23 @@ def _collect(
     target[name] = min(price, target.get(name, price))
 
 
+def _service(url: str) -> str:
+    """`Azure retail prices API (eastus)`: the region is the one the page's filter names."""
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(url).query).get("$filter", [""])[0]
+    region = query.rpartition("armRegionName eq '")[2].partition("'")[0]
+    return f"Azure retail prices API ({region})" if region else "Azure retail prices API"
+
+
+def _error_message(err: urllib.error.HTTPError) -> str | None:
+    """The API's own `{"Error": {"Message": …}}` (or similar) text, if the body holds JSON."""
+    try:
+        body = json.loads(err.read(64 * 1024) or b"null")
+    except (ValueError, OSError):
+        return None
+    error = body.get("Error") or body.get("error") if isinstance(body, dict) else None
+    return error.get("Message") or error.get("message") if isinstance(error, dict) else None
+
+
 def fetch_json(url: str, *, attempts: int = 4) -> dict[str, Any]:
     """GET a page of the retail prices API, retrying throttling (429) and server errors."""
     request = urllib.request.Request(url, headers={"User-Agent": "skyplan-catalog-refresh"})
@@ -110,9 +127,13 @@ def fetch_json(url: str, *, attempts: int = 4) -> dict[str, Any]:
                 return json.load(response)
         except urllib.error.HTTPError as err:
             if err.code not in (429, 500, 502, 503, 504) or attempt == attempts - 1:
-                raise CatalogError(f"Azure retail prices API: HTTP {err.code} for {url}") from err
-        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as err:
+                raise api_error(_service(url), err.code, _error_message(err)) from err
+        except json.JSONDecodeError as err:
             if attempt == attempts - 1:
-                raise CatalogError(f"Azure retail prices API unreachable ({err}) for {url}") from err
+                raise api_error(_service(url), None, f"the answer is not JSON ({err.msg})") from err
+        except (urllib.error.URLError, TimeoutError, OSError) as err:
+            if attempt == attempts - 1:
+                reason = getattr(err, "reason", None) or err
+                raise api_error(_service(url), None, f"unreachable ({reason})") from err
         time.sleep(2**attempt)
     raise AssertionError("unreachable")

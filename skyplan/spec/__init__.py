@@ -13,7 +13,10 @@ Every error is a `SpecError` naming the file, the line and the key path. Key pat
 `deadline`, `tasks[train].resources.cpus` (a task is named by its `name` once that is read;
 `tasks[3]`, 0-based, before), and in SkyPilot-shaped files simply `resources.cpus`.
 Keys skyplan cannot honour (SkyPilot's `service`, `job_recovery`, `autostop`, …) are refused by
-name; unknown keys are refused with a "did you mean".
+name; unknown keys are refused with a "did you mean". Every number has a range (`_ranges.py`,
+README's table); a file over 16 MiB, YAML nested deeper than 64 levels, or bytes that are not
+UTF-8 fail as one SpecError too. Where the keys that constrain a plan are written goes to
+`Spec.origin`, so that infeasibility found later still points at file:line:key.
 
 Defaults: a resource shape naming no cpus, memory, accelerator or instance type gets `cpus: 2+`
 (so no `resources` at all means one `cpus: 2+` shape); a task without `hours` is planned as 1 hour
@@ -60,7 +63,7 @@ from typing import TypeVar
 
 from skyplan.errors import SpecError
 from skyplan.models import Allowed, Objective, Pool, Quota, SourcePos, Spec, Task
-from skyplan.spec import _values
+from skyplan.spec import _ranges, _values
 from skyplan.spec._capacity import parse_pools, parse_quotas
 from skyplan.spec._dag import order_tasks
 from skyplan.spec._nodes import Node, Source
@@ -99,7 +102,8 @@ def load_spec(path: str | Path, *, known_accelerators: Collection[str] = (), tex
         SpecError: anything wrong, with file, line and key.
     """
     file = str(path)
-    data = _read(file) if text is None else text.encode("utf-8")
+    data = _read(file) if text is None else _encode(file, text)
+    _check_size(file, data)
     source = Source.for_file(file, known_accelerators)
     documents = source.compose_all(_decode(file, data))
     if not documents:
@@ -116,6 +120,7 @@ def load_spec(path: str | Path, *, known_accelerators: Collection[str] = (), tex
         source_file=file,
         source_sha256=hashlib.sha256(data).hexdigest(),
         warnings=tuple(source.warnings),
+        origin=dict(sorted(source.origin.items())),
     )
 
 
@@ -225,15 +230,17 @@ def _spec_settings(fields: dict[str, Node]) -> dict:
         settings["name"] = fields["name"].string("a name for the spec")
     if "objective" in given:
         settings["objective"] = _objective(given["objective"])
+    for key in ("deadline", "budget"):
+        if key in given:
+            given[key].source.origin[key] = given[key].pos()
     if "deadline" in given:
-        settings["deadline_hours"] = _values.duration_hours(given["deadline"])
+        settings["deadline_hours"] = _values.duration_hours(given["deadline"], _ranges.DEADLINE)
     if "budget" in given:
         settings["budget"] = _values.money(given["budget"])
     if "allowed" in given:
-        settings["allowed"] = parse_allowed(given["allowed"])
+        settings["allowed"] = parse_allowed(given["allowed"], origin_key="allowed")
     if "exclude_zones" in given:
-        settings["exclude_zones"] = tuple(dict.fromkeys(
-            given["exclude_zones"].strings("a list of zone names")))
+        settings["exclude_zones"] = _exclude_zones(given["exclude_zones"])
     if "storage" in given:
         settings["storage"] = given["storage"].string("a storage URI like s3://bucket/prefix").strip()
     if "quotas" in given:
@@ -241,6 +248,19 @@ def _spec_settings(fields: dict[str, Node]) -> dict:
     if "pools" in given:
         settings["pools"] = _included(given["pools"], "pools", parse_pools)
     return settings
+
+
+def _exclude_zones(node: Node) -> tuple[str, ...]:
+    """Distinct zone tokens, each remembered where first written (`exclude_zones[<token>]`)."""
+    what = "a list of zone names"
+    items = [node] if node.is_scalar else node.items(what)
+    zones: dict[str, None] = {}
+    for item in items:
+        token = item.string(what).strip()
+        if token not in zones:
+            zones[token] = None
+            node.source.origin[f"exclude_zones[{token}]"] = item.pos()
+    return tuple(zones)
 
 
 def _objective(node: Node) -> Objective:
@@ -255,12 +275,10 @@ def _included(node: Node, key: str, parse: Callable[[Node], tuple[_T, ...]]) -> 
     if not node.is_scalar:
         return parse(node)
     file = str(node.source.base_dir / Path(node.string(f"a list of {key} or a file path")).expanduser())
-    source = Source(file, Path(file).parent, node.source.accelerators, node.source.warnings)
-    try:
-        data = Path(file).read_bytes()
-    except OSError as exc:
-        node.fail(f"cannot read {key} file {file}: {exc.strerror or exc}")
-    return _parse_list_document(source, file, _decode(file, data), key, parse)
+    source = Source(file, Path(file).parent, node.source.accelerators, node.source.warnings, node.source.origin)
+    if not Path(file).is_file():
+        node.fail(f"cannot read {key} file {file}: {'not a file' if Path(file).exists() else 'no such file'}")
+    return _parse_list_document(source, file, _decode(file, _read(file)), key, parse)
 
 
 def _load_list_file(file: str, key: str, parse: Callable[[Node], tuple[_T, ...]], source: Source) -> tuple[_T, ...]:
@@ -284,11 +302,34 @@ def _parse_list_document(source: Source, file: str, text: str, key: str,
 # -- reading -------------------------------------------------------------------------------------
 
 
+# A 1,000-task spec is ~200 KB; PyYAML reads ~4 MB/s, so this bounds a parse to seconds (and
+# memory to a few hundred MB) whatever file is passed by mistake.
+MAX_SPEC_BYTES = 16 * 1024 * 1024
+
+
 def _read(file: str) -> bytes:
     try:
-        return Path(file).read_bytes()
+        with open(file, "rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecError(SourcePos(file, 0, "(file)"), f"cannot read the file: {exc.strerror or exc}") from None
+    _check_size(file, data)
+    return data
+
+
+def _check_size(file: str, data: bytes) -> None:
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(SourcePos(file, 0, "(file)"),
+                        f"the file is larger than {MAX_SPEC_BYTES // (1024 * 1024)} MiB, the limit for a spec; "
+                        "move long scripts into files under `workdir`")
+
+
+def _encode(file: str, text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, from text decoded with surrogateescape
+        line = text[: exc.start].count("\n") + 1
+        raise SpecError(SourcePos(file, line, "(file)"), "the file is not UTF-8 text") from None
 
 
 def _decode(file: str, data: bytes) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from skyplan.models import Pool, PoolHost, Quota
-from skyplan.spec import _values
+from skyplan.spec import _ranges, _values
 from skyplan.spec._nodes import Node
 from skyplan.spec._resources import cloud_name
 
@@ -21,23 +21,25 @@ def parse_quotas(node: Node) -> tuple[Quota, ...]:
     quotas: list[Quota] = []
     names: set[str] = set()
     for item in node.items("a list of quotas"):
-        quota, name_node = _quota(item)
+        quota, name_node, limit_node = _quota(item)
         if quota.name in names:
             if name_node is not None:
                 name_node.fail(f"quota name `{quota.name}` is used twice")
             quota = replace(quota, name=_unique(quota.name, names))
         names.add(quota.name)
         quotas.append(quota)
+        # Its limit is what an infeasible plan runs into: point there.
+        node.source.origin[f"quotas[{quota.name}]"] = limit_node.pos()
     return tuple(quotas)
 
 
-def _quota(node: Node) -> tuple[Quota, Node | None]:
+def _quota(node: Node) -> tuple[Quota, Node | None, Node]:
     fields = node.fields(_QUOTA_KEYS, what="a quota mapping like {cloud: aws, family: \"g*\", vcpus: 64}")
     limits = [key for key in _QUOTA_LIMITS if key in fields]
     if len(limits) != 1:
         node.fail("a quota needs exactly one of `vcpus`, `accelerators` or `nodes` (its limit)")
     resource = limits[0]
-    limit = fields[resource].non_negative(f"a limit ≥ 0 on {resource}")
+    limit = _ranges.QUOTA[resource].read(fields[resource], f"a limit on {resource}")
     per_region = False
     if "per" in fields:
         if fields["per"].text("`region`").strip() != "region":
@@ -60,7 +62,7 @@ def _quota(node: Node) -> tuple[Quota, Node | None]:
     name = name_node.string("a quota name") if name_node else _generated_name(match, resource, per_region)
     quota = Quota(name=name, resource=resource, limit=limit, match=tuple(sorted(match.items())),
                   per_region=per_region)
-    return quota, name_node
+    return quota, name_node, fields[resource]
 
 
 def _generated_name(match: dict[str, str], resource: str, per_region: bool) -> str:
@@ -94,7 +96,7 @@ def parse_pools(node: Node) -> tuple[Pool, ...]:
         if name in pool_names:
             fields["name"].fail(f"pool name `{name}` is used twice")
         pool_names.add(name)
-        cost = fields["hourly_cost"].non_negative("an hourly cost in USD ≥ 0") if "hourly_cost" in fields else 0.0
+        cost = _ranges.POOL_HOURLY_COST.read(fields["hourly_cost"], "an hourly cost in USD") if "hourly_cost" in fields else 0.0
         region = fields["region"].string("a region name") if "region" in fields else "on-prem"
         user = fields["user"].string("a login user name") if "user" in fields else None
         key = fields["key"].string("a private key path") if "key" in fields else None
@@ -120,9 +122,7 @@ def _host(node: Node, user: str | None, key: str | None, taken: set[str]) -> Poo
     host_user = fields["user"].string("a login user name") if "user" in fields else user
     if host_user is None:
         node.fail("a host needs a `user` (or give one for the whole pool)")
-    port = fields["port"].integer("a port number") if "port" in fields else 22
-    if not 1 <= port <= 65535:
-        fields["port"].expected("a port number 1-65535")
+    port = int(_ranges.PORT.read(fields["port"], "a port number")) if "port" in fields else 22
     accelerator, count = None, 0
     if "accelerators" in fields and not fields["accelerators"].is_null:
         demand = _values.accelerator(fields["accelerators"], fields["accelerators"].string("an accelerator like A100:4"))
@@ -133,15 +133,8 @@ def _host(node: Node, user: str | None, key: str | None, taken: set[str]) -> Poo
         user=host_user,
         key_path=fields["key"].string("a private key path") if "key" in fields else key,
         port=port,
-        cpus=_positive(fields["cpus"], "a number of CPUs > 0") if "cpus" in fields else 1,
-        memory_gib=_positive(fields["memory"], "GiB of memory > 0") if "memory" in fields else 1,
+        cpus=_ranges.CPUS.read(fields["cpus"], "a number of CPUs") if "cpus" in fields else 1,
+        memory_gib=_ranges.MEMORY_GIB.read(fields["memory"], "GiB of memory") if "memory" in fields else 1,
         accelerator=accelerator,
         accelerator_count=count,
     )
-
-
-def _positive(node: Node, what: str) -> float:
-    value = node.number(what)
-    if value <= 0:
-        node.expected(what)
-    return value

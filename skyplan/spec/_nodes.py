@@ -25,6 +25,33 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _LOOSE_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
+# Deeper than any spec needs, and far below Python's recursion limit (PyYAML composes recursively).
+MAX_DEPTH = 64
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int):
+        super().__init__(line)
+        self.line = line
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that stops at MAX_DEPTH nested collections instead of exhausting the stack."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - PyYAML's signature
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 @dataclass
 class Source:
     """One file being read: its name (as the user gave it), the catalog's accelerator names
@@ -34,6 +61,8 @@ class Source:
     base_dir: Path
     accelerators: Mapping[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Where constraining keys are written (`Spec.origin`), filled while parsing.
+    origin: dict[str, SourcePos] = field(default_factory=dict)
 
     @classmethod
     def for_file(cls, file: str, known_accelerators: Collection[str] = ()) -> Source:
@@ -46,7 +75,12 @@ class Source:
     def compose_all(self, text: str) -> list[Node]:
         """Every YAML document of `text` as a located node; syntax errors become SpecError."""
         try:
-            documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+            documents = list(yaml.compose_all(text, Loader=_Loader))
+        except _TooDeep as exc:
+            raise SpecError(SourcePos(self.file, exc.line, "(yaml)"),
+                            f"nested too deep (limit {MAX_DEPTH} levels)") from None
+        except RecursionError:  # a stack smaller than MAX_DEPTH needs (never seen; a safety net)
+            raise SpecError(SourcePos(self.file, 0, "(yaml)"), "nested too deep") from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 0
@@ -76,7 +110,14 @@ def describe(node: yaml.Node) -> str:
         return "a list" if node.value else "an empty list"
     if node.tag == _NULL_TAG:
         return "nothing (null)"
-    return repr(node.value)
+    return shown(node.value)
+
+
+def shown(value: str, limit: int = 60) -> str:
+    """`value` quoted for a message, cut short when long (an error stays one readable line)."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value):,} characters)"
 
 
 class Node:
@@ -194,31 +235,30 @@ class Node:
 
     def number(self, what: str = "a number") -> float:
         if self.is_scalar and self.yaml.tag in (_INT_TAG, _FLOAT_TAG):
-            value = SafeConstructor().construct_object(self.yaml)
+            value = self._construct()
             if isinstance(value, (int, float)) and math.isfinite(value):
                 return float(value)
         if self.is_scalar and self.yaml.tag == _STR_TAG and _LOOSE_NUMBER.fullmatch(self.yaml.value.strip()):
-            return float(self.yaml.value)
+            value = float(self.yaml.value)
+            if math.isfinite(value):  # `1e999` reads as inf
+                return value
         self.expected(what)
 
-    def non_negative(self, what: str = "a number ≥ 0") -> float:
-        value = self.number(what)
-        if value < 0:
-            self.expected(what)
-        return value
-
-    def integer(self, what: str = "a whole number") -> int:
-        value = self.number(what)
-        if value != int(value):
-            self.expected(what)
-        return int(value)
-
     def boolean(self, what: str = "true or false") -> bool:
-        if self.is_scalar and self.yaml.tag == _BOOL_TAG:
-            return bool(SafeConstructor().construct_object(self.yaml))
+        if self.is_scalar and self.yaml.tag == _BOOL_TAG and isinstance(self._construct(), bool):
+            return bool(self._construct())
         if self.is_scalar and self.yaml.value.strip().lower() in ("true", "false"):
             return self.yaml.value.strip().lower() == "true"
         self.expected(what)
+
+    def _construct(self) -> object:
+        """The scalar's value as PyYAML's safe constructor reads it; None when it cannot (an
+        explicit tag on a value that does not fit it, `!!int abc`, or an integer of more than
+        the 4,300 digits Python converts)."""
+        try:
+            return SafeConstructor().construct_object(self.yaml)
+        except (ValueError, KeyError, TypeError, yaml.YAMLError):
+            return None
 
     def strings(self, what: str = "a list of strings") -> tuple[str, ...]:
         """A list of non-empty strings; a single string is a one-item list."""

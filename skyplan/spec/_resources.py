@@ -6,7 +6,7 @@ import difflib
 from dataclasses import replace
 
 from skyplan.models import ALL_TARGETS, AcceleratorDemand, Quantity, ResourceOption, SpotPolicy
-from skyplan.spec import _values
+from skyplan.spec import _ranges, _values
 from skyplan.spec._nodes import Node
 
 # Used when a shape says nothing about size; SkyPilot would pick its default instance type.
@@ -41,7 +41,7 @@ REFUSED = {
 _USE_SPOT = "true, false or auto"
 
 
-def parse_resources(node: Node | None) -> tuple[ResourceOption, ...]:
+def parse_resources(node: Node | None, written: dict[str, Node] | None = None) -> tuple[ResourceOption, ...]:
     """Every resource shape a task accepts, in preference order.
 
     Each `any_of` / `ordered` alternative (keys given there override the keys beside it) times
@@ -50,6 +50,9 @@ def parse_resources(node: Node | None) -> tuple[ResourceOption, ...]:
     lists (`[A100:8, V100:8]`, SkyPilot's "try in this order") rank 0, 1, 2, … A shape naming no
     cpus, memory, accelerator or instance type gets `cpus: 2+`; no `resources` at all is one such
     shape.
+
+    `written`, when given, gets the node each accelerator choice is written at, as
+    `accelerators[<NAME>:<count>]` (the first place, if one is written twice).
     """
     if node is None or node.is_null:
         return (ResourceOption(cpus=DEFAULT_CPUS),)
@@ -69,8 +72,10 @@ def parse_resources(node: Node | None) -> tuple[ResourceOption, ...]:
         ]
     ranked: list[tuple[tuple[int, int], ResourceOption]] = []
     for alternative_rank, shape in alternatives:
-        for accelerator_rank, option in _options(shape):
+        for accelerator_rank, option, where in _options(shape):
             ranked.append(((alternative_rank, accelerator_rank), option))
+            if written is not None and option.accelerator is not None and where is not None:
+                written.setdefault(f"accelerators[{option.accelerator.name}:{option.accelerator.count}]", where)
     return _by_preference(ranked)
 
 
@@ -85,13 +90,14 @@ def _shape_fields(node: Node, *, allow_alternatives: bool) -> dict[str, Node]:
     return fields
 
 
-def _options(shape: dict[str, Node]) -> list[tuple[int, ResourceOption]]:
+def _options(shape: dict[str, Node]) -> list[tuple[int, ResourceOption, Node | None]]:
     # SkyPilot writes `null` for "unset"; treat it like an absent key.
     shape = {key: node for key, node in shape.items() if not node.is_null}
     cloud, region, zone = _placement(shape)
     base = ResourceOption(
-        cpus=_values.quantity(shape["cpus"], "a number of vCPUs") if "cpus" in shape else None,
-        memory_gib=_values.quantity(shape["memory"], "GiB of memory", sized=True) if "memory" in shape else None,
+        cpus=_values.quantity(shape["cpus"], "a number of vCPUs", _ranges.CPUS) if "cpus" in shape else None,
+        memory_gib=_values.quantity(shape["memory"], "GiB of memory", _ranges.MEMORY_GIB,
+                                                  sized=True) if "memory" in shape else None,
         disk_gb=_disk(shape["disk"]) if "disk" in shape else ResourceOption.disk_gb,
         use_spot=_use_spot(shape["use_spot"]) if "use_spot" in shape else SpotPolicy.ON_DEMAND,
         cloud=cloud,
@@ -101,13 +107,13 @@ def _options(shape: dict[str, Node]) -> list[tuple[int, ResourceOption]]:
         image_id=_image_id(shape["image_id"]) if "image_id" in shape else None,
         ports=_values.ports(shape["ports"]) if "ports" in shape else (),
     )
-    choices = _accelerators(shape["accelerators"]) if "accelerators" in shape else [(0, None)]
+    choices = _accelerators(shape["accelerators"]) if "accelerators" in shape else [(0, None, None)]
     options = []
-    for rank, demand in choices:
+    for rank, demand, where in choices:
         option = replace(base, accelerator=demand)
         if not (option.cpus or option.memory_gib or option.accelerator or option.instance_type):
             option = replace(option, cpus=DEFAULT_CPUS)
-        options.append((rank, option))
+        options.append((rank, option, where))
     return options
 
 
@@ -163,15 +169,12 @@ def _optional_string(shape: dict[str, Node], key: str, what: str) -> str | None:
 
 
 def _disk(node: Node) -> int:
-    size = _values.size_gb(node, "a disk size in GB like 256")
-    if size < 1 or size != int(size):
-        node.expected("a whole number of GB ≥ 1 like 256")
-    return int(size)
+    return int(_values.size_gb(node, "a disk size in GB like 256", _ranges.DISK_GB))
 
 
 def _use_spot(node: Node) -> SpotPolicy:
     if node.is_bool():
-        return SpotPolicy.SPOT if node.boolean() else SpotPolicy.ON_DEMAND
+        return SpotPolicy.SPOT if node.boolean(_USE_SPOT) else SpotPolicy.ON_DEMAND
     if node.is_scalar and node.text().strip().lower() in ("true", "false", "auto"):
         return SpotPolicy(node.text().strip().lower())
     node.expected(_USE_SPOT)
@@ -183,25 +186,25 @@ def _image_id(node: Node) -> str | None:
     return node.optional_text("an image id")
 
 
-def _accelerators(node: Node) -> list[tuple[int, AcceleratorDemand | None]]:
-    """(preference rank, demand) per accelerator choice."""
+def _accelerators(node: Node) -> list[tuple[int, AcceleratorDemand | None, Node | None]]:
+    """(preference rank, demand, where it is written) per accelerator choice."""
     if node.is_scalar:
         text = node.string("an accelerator like A100:8")
         # SkyPilot also reads a set written as a string: "{A100:8, V100:8}".
         if text.strip().startswith("{") and text.strip().endswith("}"):
             names = [part for part in text.strip()[1:-1].split(",") if part.strip()]
-            return [(0, _values.accelerator(node, part)) for part in names]
-        return [(0, _values.accelerator(node, text))]
+            return [(0, _values.accelerator(node, part), node) for part in names]
+        return [(0, _values.accelerator(node, text), node)]
     if node.is_sequence:
         items = node.items()
         if not items:
             node.expected("at least one accelerator")
-        return [(rank, _values.accelerator(item, item.string("an accelerator like A100:8")))
+        return [(rank, _values.accelerator(item, item.string("an accelerator like A100:8")), item)
                 for rank, item in enumerate(items)]
-    choices: list[tuple[int, AcceleratorDemand | None]] = []
+    choices: list[tuple[int, AcceleratorDemand | None, Node | None]] = []
     for key, value in node.entries("an accelerator like A100:8, a set {A100: 8, V100: 8} or a list"):
         count = None if value.is_null else value.number("a number of accelerators")
-        choices.append((0, _values.accelerator(key, key.yaml.value, count)))
+        choices.append((0, _values.accelerator(key, key.yaml.value, count), key))
     if not choices:
         node.expected("at least one accelerator")
     return choices

@@ -7,7 +7,7 @@ import re
 from dataclasses import replace
 
 from skyplan.models import Allowed, DataInput, ResourceOption, Task
-from skyplan.spec import _values
+from skyplan.spec import _ranges, _values
 from skyplan.spec._nodes import Node
 from skyplan.spec._resources import REFUSED as REFUSED_IN_RESOURCES
 from skyplan.spec._resources import cloud_name, parse_resources
@@ -47,8 +47,14 @@ _HOURS_FALLBACK_KEY = "default"
 
 def parse_task(node: Node, fields: dict[str, Node], *, name: str, spec_allowed: Allowed) -> Task:
     """Build a task from its (already key-checked) fields; `spec_allowed` is the top level's."""
-    options = parse_resources(fields.get("resources"))
-    allowed = _merge_allowed(spec_allowed, parse_allowed(fields["allowed"]) if "allowed" in fields else None)
+    written: dict[str, Node] = {}
+    options = parse_resources(fields.get("resources"), written)
+    origin = node.source.origin
+    origin[f"tasks[{name}].resources"] = (fields.get("resources") or node).pos()
+    for key, where in written.items():
+        origin.setdefault(f"tasks[{name}].{key}", where.pos())
+    task_allowed = parse_allowed(fields["allowed"], origin_key=f"tasks[{name}].allowed") if "allowed" in fields else None
+    allowed = _merge_allowed(spec_allowed, task_allowed)
     _check_options_allowed(fields.get("resources") or node, options, allowed)
     hours, by_accelerator, given = _hours(fields.get("hours"), options)
     return Task(
@@ -93,9 +99,13 @@ def depends_on(node: Node) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def parse_allowed(node: Node) -> Allowed:
-    """`{clouds: [...], regions: [globs]}`; a key left out is None (not restricted here)."""
+def parse_allowed(node: Node, *, origin_key: str) -> Allowed:
+    """`{clouds: [...], regions: [globs]}`; a key left out is None (not restricted here).
+    Where each key is written goes to `Spec.origin` as `<origin_key>.clouds` / `.regions`."""
     fields = node.fields(("clouds", "regions"), what="a mapping with `clouds` and/or `regions`")
+    for key in ("clouds", "regions"):
+        if _given(fields, key):
+            node.source.origin[f"{origin_key}.{key}"] = fields[key].pos()
     clouds = regions = None
     if _given(fields, "clouds"):
         items = [fields["clouds"]] if fields["clouds"].is_scalar else fields["clouds"].items("a list of clouds")
@@ -144,10 +154,7 @@ def _given(fields: dict[str, Node], key: str) -> bool:
 
 
 def _num_nodes(node: Node) -> int:
-    value = node.integer("a whole number of nodes ≥ 1")
-    if value < 1:
-        node.expected("a whole number of nodes ≥ 1")
-    return value
+    return int(_ranges.NUM_NODES.read(node, "a number of nodes"))
 
 
 def _script(node: Node | None) -> str | None:
@@ -239,8 +246,9 @@ def _outputs_gb(fields: dict[str, Node]) -> float:
         return _values.size_gb(fields["outputs_gb"], "a size in GB like 50")
     if _given(fields, "outputs"):
         # SkyPilot spelling: `outputs: {s3://bucket/out: 50}`; skyplan stages outputs itself.
-        return sum(_values.size_gb(value, "a size in GB")
-                   for _, value in fields["outputs"].entries("a mapping of URI to GB"))
+        total = sum(_values.size_gb(value, "a size in GB")
+                    for _, value in fields["outputs"].entries("a mapping of URI to GB"))
+        return _ranges.DATA_GB.check(fields["outputs"], total, "outputs in GB in all")
     return 0.0
 
 

@@ -8,7 +8,9 @@ import re
 
 from skyplan.errors import SpecError
 from skyplan.models import AcceleratorDemand, Quantity, SourcePos
-from skyplan.spec._nodes import Node
+from skyplan.spec import _ranges
+from skyplan.spec._nodes import Node, shown
+from skyplan.spec._ranges import Range
 
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(d|h|m|s)", re.IGNORECASE)
 _HOURS_PER_UNIT = {"d": 24.0, "h": 1.0, "m": 1 / 60, "s": 1 / 3600}
@@ -17,7 +19,7 @@ _QUANTITY = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*(\+?)\s*", re.IGN
 _GIB_PER_UNIT = {"": 1.0, "g": 1.0, "gb": 1.0, "gi": 1.0, "gib": 1.0, "t": 1024.0, "tb": 1024.0,
                  "ti": 1024.0, "tib": 1024.0, "m": 1 / 1024, "mb": 1 / 1024, "mi": 1 / 1024, "mib": 1 / 1024}
 _MONEY = re.compile(r"\s*\$?\s*(\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)\s*(usd)?\s*", re.IGNORECASE)
-_PORT_RANGE = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
+_PORT_RANGE = re.compile(r"\s*(\d{1,9})\s*(?:-\s*(\d{1,9})\s*)?")
 _MAX_PORT_RANGE = 1024  # a wider range is almost certainly a typo (and would bloat security groups)
 _LIST_ALL_KNOWN_BELOW = 40
 
@@ -48,7 +50,7 @@ def parse_duration_hours(value: object, pos: SourcePos) -> float:
         except ValueError:
             hours = _parse_duration_text(text)
     if hours is None or not math.isfinite(hours) or hours <= 0:
-        raise SpecError(pos, f"expected {HOURS_EXAMPLE}, got {value!r}")
+        raise SpecError(pos, f"expected {HOURS_EXAMPLE}, got {shown(value) if isinstance(value, str) else repr(value)}")
     return hours
 
 
@@ -64,19 +66,20 @@ def _parse_duration_text(text: str) -> float | None:
     return total
 
 
-def duration_hours(node: Node) -> float:
-    """A duration node (see `parse_duration_hours`) in hours."""
+def duration_hours(node: Node, limits: Range = _ranges.HOURS) -> float:
+    """A duration node (see `parse_duration_hours`) in hours, within `limits`."""
     if node.is_scalar and not node.is_bool():
         try:
             value: object = node.number()
         except SpecError:
             value = node.text()
-        return parse_duration_hours(value, node.pos())
+        return limits.check(node, parse_duration_hours(value, node.pos()), HOURS_EXAMPLE)
     node.expected(HOURS_EXAMPLE)
 
 
-def quantity(node: Node, what: str, *, sized: bool = False) -> Quantity:
-    """`16` exactly 16, `16+` at least 16; with `sized`, units like `32GB`/`1TB+` are read as GiB."""
+def quantity(node: Node, what: str, limits: Range, *, sized: bool = False) -> Quantity:
+    """`16` exactly 16, `16+` at least 16; with `sized`, units like `32GB`/`1TB+` are read as GiB.
+    The amount (in GiB when sized) must lie within `limits`."""
     example = f"{what} like 16 (exactly) or 16+ (at least)"
     if node.is_scalar and not node.is_bool():
         match = _QUANTITY.fullmatch(node.yaml.value)
@@ -84,18 +87,18 @@ def quantity(node: Node, what: str, *, sized: bool = False) -> Quantity:
             number, unit, plus = match.groups()
             factor = _GIB_PER_UNIT.get(unit.lower()) if (sized or not unit) else None
             if factor is not None and float(number) > 0:
-                return Quantity(float(number) * factor, at_least=bool(plus))
+                return Quantity(limits.check(node, float(number) * factor, what), at_least=bool(plus))
     node.expected(example)
 
 
-def size_gb(node: Node, what: str = "a size in GB like 256 or 1TB") -> float:
-    """A non-negative size in GB: a number, or a string with a unit (`500GB`, `2TB`)."""
+def size_gb(node: Node, what: str = "a size in GB like 256 or 1TB", limits: Range = _ranges.DATA_GB) -> float:
+    """A size in GB within `limits`: a number, or a string with a unit (`500GB`, `2TB`)."""
     if node.is_scalar and not node.is_bool():
         match = _QUANTITY.fullmatch(node.yaml.value)
         if match and not match.group(3):
             factor = _GIB_PER_UNIT.get(match.group(2).lower())
             if factor is not None:
-                return float(match.group(1)) * factor
+                return limits.check(node, float(match.group(1)) * factor, what)
     node.expected(what)
 
 
@@ -104,7 +107,7 @@ def money(node: Node) -> float:
     if node.is_scalar and not node.is_bool():
         match = _MONEY.fullmatch(node.yaml.value)
         if match and float(match.group(1).replace(",", "")) > 0:
-            return float(match.group(1).replace(",", ""))
+            return _ranges.BUDGET.check(node, float(match.group(1).replace(",", "")), "an amount of US dollars")
     node.expected("an amount of US dollars like 800 or $800")
 
 
@@ -142,8 +145,9 @@ def accelerator(node: Node, text: str, count: float | None = None) -> Accelerato
         except ValueError:
             node.fail(f"expected an accelerator count after `{name}:`, got {count_text!r}")
     count = 1.0 if count is None else count
-    if count != int(count) or count < 1:
-        node.fail(f"expected a whole number of accelerators ≥ 1 for {name}, got {count:g}")
+    if not _ranges.ACCELERATOR_COUNT.admits(count):
+        node.fail(f"expected a whole number of {name} accelerators: {_ranges.ACCELERATOR_COUNT.text()}, "
+                  f"got {count:g}")
     return AcceleratorDemand(canonical_accelerator(node, name), int(count))
 
 
