@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -311,13 +312,26 @@ class Runner:
                 on_event: EventCallback | None = None) -> ApplyResult:
         """Destroy everything the stack's state holds."""
         d = Path(directory)
-        _write_vars(d, variables)
-        res, _ = self._run(
-            d,
-            ["destroy", "-auto-approve", "-input=false", "-no-color", "-json", LOCK_TIMEOUT,
-             f"-var-file={VAR_FILE}"],
-            on_event=on_event,
-        )
+        try:
+            _write_vars(d, variables)
+            var_file, spare = VAR_FILE, None
+        except SkyplanError:
+            # An unwritable stack directory must not stop a teardown: Terraform can still destroy
+            # (the machines are what costs), even if it then cannot record it in the state.
+            fd, spare = tempfile.mkstemp(prefix="skyplan-destroy-", suffix=".tfvars.json")
+            with os.fdopen(fd, "w") as f:
+                f.write(_vars_text(variables))
+            var_file = spare
+        try:
+            res, _ = self._run(
+                d,
+                ["destroy", "-auto-approve", "-input=false", "-no-color", "-json", LOCK_TIMEOUT,
+                 f"-var-file={var_file}"],
+                on_event=on_event,
+            )
+        finally:
+            if spare is not None:
+                os.unlink(spare)
         return res
 
     def state_resources(self, directory: str | Path) -> list[str]:
@@ -343,14 +357,17 @@ class Runner:
         return {k: v.get("value") for k, v in json.loads(out or "{}").items()}
 
 
-def _write_vars(directory: Path, variables: Mapping[str, Any]) -> None:
+def _vars_text(variables: Mapping[str, Any]) -> str:
     def plain(v: Any) -> Any:
         if isinstance(v, (set, frozenset, tuple)):
             return sorted(v) if isinstance(v, (set, frozenset)) else list(v)
         return v
 
-    text = json.dumps({k: plain(v) for k, v in variables.items()}, sort_keys=True, indent=2) + "\n"
-    write_text(directory / VAR_FILE, text)
+    return json.dumps({k: plain(v) for k, v in variables.items()}, sort_keys=True, indent=2) + "\n"
+
+
+def _write_vars(directory: Path, variables: Mapping[str, Any]) -> None:
+    write_text(directory / VAR_FILE, _vars_text(variables))
 
 
 class _Checkpointer(threading.Thread):

@@ -44,6 +44,8 @@ rm -f "$SKYPLAN_WORK_DIR/exit_code"
 setsid bash "$SKYPLAN_EXECUTOR" </dev/null >>"$log" 2>&1 &
 pid=$!
 echo "$pid" >"$SKYPLAN_WORK_DIR/pid"
+# Its start time too: skyplan's reaper never signals a group whose leader's PID was reused.
+cut -d' ' -f22 "/proc/$pid/stat" >"$SKYPLAN_WORK_DIR/pid.start" 2>/dev/null || true
 
 # shellcheck disable=SC2317  # invoked by the trap
 stop() {
@@ -57,6 +59,6 @@ wait "$pid"
 rc=$?
 wait
 echo "$rc" >"$SKYPLAN_WORK_DIR/exit_code"
-rm -f "$SKYPLAN_WORK_DIR/pid"
+rm -f "$SKYPLAN_WORK_DIR/pid" "$SKYPLAN_WORK_DIR/pid.start"
 echo "skyplan-local: task $SKYPLAN_TASK node $SKYPLAN_NODE_RANK exited with $rc"
 exit 0

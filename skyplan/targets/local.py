@@ -259,12 +259,11 @@ def reap_work_dirs(work_root: Path, run_dir: str | None = None) -> list[int]:
             pgid = int(pidfile.read_text().strip())
         except (OSError, ValueError):
             continue
-        if pgid > 1 and _group_alive(pgid):
+        if pgid > 1 and _group_alive(pgid) and _same_leader(pidfile, pgid):
             groups.append(pgid)
     pids = sorted(set(_run_processes(root)) | set(groups))
     if not pids:
-        for pidfile in work_root.glob("*/node-*/pid"):
-            pidfile.unlink(missing_ok=True)
+        _forget_pidfiles(work_root)
         return []
     for pgid in groups:
         try:
@@ -285,6 +284,25 @@ def reap_work_dirs(work_root: Path, run_dir: str | None = None) -> list[int]:
             except (ProcessLookupError, PermissionError):
                 pass
         _signal_all(_run_processes(root), signal.SIGKILL)
-    for pidfile in work_root.glob("*/node-*/pid"):
-        pidfile.unlink(missing_ok=True)
+    _forget_pidfiles(work_root)
     return pids
+
+
+def _same_leader(pidfile: Path, pgid: int) -> bool:
+    """Whether the group's leader is still the process run.sh recorded (its start time matches);
+    a group whose leader is gone (or whose PID was reused) is judged by the environment scan."""
+    from skyplan.procs import start_time
+
+    try:
+        recorded = int(pidfile.with_name("pid.start").read_text().strip())
+    except (OSError, ValueError):
+        return True  # recorded by an older run.sh: trust the PID
+    return start_time(pgid) == recorded
+
+
+def _forget_pidfiles(work_root: Path) -> None:
+    for pidfile in [*work_root.glob("*/node-*/pid"), *work_root.glob("*/node-*/pid.start")]:
+        try:
+            pidfile.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only DIR: the processes are stopped, that is what matters
