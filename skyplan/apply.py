@@ -334,6 +334,9 @@ class _Run:
         # it end before the state is read or its task processes are reaped (item 7, 9.5).
         settle_leftovers(self.dir, self.log.emit)
         self._reap()  # leftovers of a killed run: processes state does not know about
+        from skyplan.faults import lift_stale_exclusions
+
+        lift_stale_exclusions(self, previous)  # zones refused only while another run's leftovers ran (9.12)
         self.first_attempt = first_attempt
         self._check_runnable()
         self._check_sources()

@@ -99,3 +99,24 @@ def stacks_with_state(directory: Any, names: Any) -> list[str]:
     d = Path(directory)
     return [n for n in names if (d / n).is_dir() and ((d / n / STATE).exists() or (d / n / ERRORED).exists()
                                                        or (keep_dir(d / n) / LAST_GOOD).exists())]
+
+
+def lift_stale_exclusions(run: _Run, events: list[dict]) -> list[str]:
+    """Recompile without the local zones excluded because other runs' leftovers held their slots,
+    once those are gone; return the tokens lifted."""
+    from skyplan.apply import _exclusions
+    from skyplan.targets.local import stale_slot_exclusions
+
+    excluded = _exclusions(run.dir)
+    if not any(t.startswith("local:") for t in excluded):
+        return []
+    lifted = stale_slot_exclusions(excluded, events)
+    if not lifted:
+        return []
+    from skyplan.pipeline import recompile
+
+    recompile(run.dir, catalog_dir=run.catalog_dir, exclusions=[t for t in excluded if t not in lifted])
+    run.load_plan()
+    run.log.emit("exclusion_lifted", tokens=lifted,
+                 message=f"{', '.join(lifted)}: the slots other runs held are free again; the zone is tried again")
+    return lifted

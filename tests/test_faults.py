@@ -383,3 +383,47 @@ def test_disk_full_says_so_and_recovers_once_space_is_freed(tmp_path, monkeypatc
         case.resume_gives_right_outputs()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+# -- another run's leftovers ---------------------------------------------------------------------
+
+
+def test_zone_excluded_for_another_runs_leftovers_is_retried_once_they_are_gone(tmp_path, monkeypatch):
+    """9.12: orphans of a killed run hold local-1's only slot, so this run fails over to local-2;
+    that exclusion is lifted by the next apply once the orphans are gone."""
+    config = tmp_path / "local.yaml"
+    config.write_text(json.dumps({"zones": [{"name": "local-1", "cpus": 1, "memory": 4, "price": 0},
+                                            {"name": "local-2", "cpus": 1, "memory": 4, "price": 1}]}))
+    monkeypatch.setenv("SKYPLAN_LOCAL_CONFIG", str(config))
+    monkeypatch.setenv("SKYPLAN_LOCAL_SLOTS_DIR", str(tmp_path / "slots"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    killed, other = Case(tmp_path / "a"), Case(tmp_path / "b")
+    try:
+        killed.compile()
+        killed.gate_a.touch()
+        proc = killed.start()
+        wait_for(lambda: killed.task_running("a"), "task a of the killed run")
+        kill(proc)
+        other.compile()
+        done = other.cli("apply", str(other.out), "--json", timeout=300)
+        assert done.returncode == 0, done.stderr + done.stdout[-3000:]
+        excluded = other.events("zone_excluded")
+        assert [e["token"] for e in excluded] == ["local:local-1"]
+        # The refusal names the holder: the killed run's executor and its work directory.
+        assert "taken by other runs: pid" in other.events("failure_classified")[0]["message"]
+        assert str(killed.out) in other.events("failure_classified")[0]["message"]
+        other.outputs_ok()
+
+        killed.destroy_cleans_everything()  # the orphans go, and with them the slot
+        done = other.cli("apply", str(other.out), "--json", timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert [e["tokens"] for e in other.events("exclusion_lifted")] == [["local:local-1"]]
+        assert "local:local-1" not in json.loads((other.out / ".skyplan" / "exclusions.json").read_text())
+        # The plan may stay where it ran (placement is sticky), but local-1 is no longer ruled out.
+        assert "local:local-1" not in json.loads((other.out / "plan.json").read_text())["excluded_zones"]
+        other.destroy_cleans_everything()
+    finally:
+        for c in (killed, other):
+            if c.running():
+                c.cli("destroy", str(c.out))
