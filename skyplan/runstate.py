@@ -229,11 +229,20 @@ def _read_azure(uri: str) -> str | None:  # untested here: no Azurite in CI
 
 def read_status(storage: str, task_slug: str) -> dict | None:
     """The executor's `status.json` for a task ({exit_code, …}), None while there is none."""
-    text = read_text(join_uri(storage, task_slug, "status.json"))
+    uri = join_uri(storage, task_slug, "status.json")
+    text = read_text(uri)
     if text is None:
         return None
     try:
         doc = json.loads(text)
     except ValueError:
-        return {"exit_code": None, "error": f"status.json is not JSON: {text[:200]!r}"}
+        where = uri
+        if uri.startswith("file://"):
+            from skyplan.atomicfile import free_space
+
+            # An empty or cut-off status is what a full disk leaves: say so, with the space left.
+            where = f"{file_uri_path(uri)} ({free_space(file_uri_path(uri))})"
+        what = "empty" if not text.strip() else f"cut short or not JSON: {text[:200]!r}"
+        return {"exit_code": None, "error": f"{where}: status.json is {what}; a full disk where the task "
+                                            "ran is the usual cause"}
     return doc if isinstance(doc, dict) else {"exit_code": None, "error": "status.json is not an object"}

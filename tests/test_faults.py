@@ -427,3 +427,43 @@ def test_zone_excluded_for_another_runs_leftovers_is_retried_once_they_are_gone(
         for c in (killed, other):
             if c.running():
                 c.cli("destroy", str(c.out))
+
+
+# -- item 7: the race behind "No state file was found!" -------------------------------------------
+
+_REWRITER = """
+import fcntl, os, sys, time
+path, hold = sys.argv[1], float(sys.argv[2])
+data = open(path, "rb").read()
+fd = os.open(path, os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX)  # Terraform's own state lock
+os.ftruncate(fd, 0)             # Terraform's local backend rewrites the state in place
+print("truncated", flush=True)
+time.sleep(hold)                # a loaded machine: the rewrite is slow
+os.pwrite(fd, data, 0)
+"""
+
+
+def test_destroy_waits_for_the_terraform_a_killed_run_left_behind(case):
+    """A Terraform left behind by a killed skyplan is still rewriting terraform.tfstate when
+    `skyplan destroy` starts. Destroy must wait for it (its process record), not read the file
+    mid-rewrite (the flaky "No state file was found!" of item 7). The rewrite is held for 5 s,
+    longer than any re-read would wait, so this fails deterministically without the fix."""
+    from skyplan import procs
+
+    _killed_mid_task(case)
+    state = case.out / "local" / "terraform.tfstate"
+    rewriter = subprocess.Popen([sys.executable, "-c", _REWRITER, str(state), "5"], stdout=subprocess.PIPE,
+                                text=True)
+    try:
+        assert rewriter.stdout.readline().strip() == "truncated"
+        procs.record(case.out, "terraform", rewriter.pid, stack="local", command="apply")
+        done = case.cli("destroy", str(case.out))
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert rewriter.poll() == 0, "destroy returned before the left-behind Terraform ended"
+    finally:
+        rewriter.kill()
+        rewriter.wait()
+    assert case.events("waiting_for_leftovers")[-1]["processes"][0]["pid"] == rewriter.pid
+    assert case.running() == [] and case.state() == []
+    case.resume_gives_right_outputs()
