@@ -89,17 +89,6 @@ def stack_only_plan(directory: Path) -> dict[str, Any]:
     return {"name": name or Path(directory).name, "tasks": [], "format_version": "1.0"}
 
 
-def last_variables(stack_dir: Path) -> dict[str, Any]:
-    """The variables the stack's last Terraform command used (`skyplan.tfvars.json`), {} if none."""
-    from skyplan.terraform import VAR_FILE
-
-    try:
-        doc = json.loads((Path(stack_dir) / VAR_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
 def settle_leftovers(directory: Path, emit: Callable[..., Any]) -> None:
     """Wait until every Terraform a killed run left behind has ended (it is saving its state)."""
     from skyplan import procs

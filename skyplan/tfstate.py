@@ -46,10 +46,11 @@ def keep_dir(stack_dir: Path) -> Path:
     return stack_dir.parent / KEEP_DIR / stack_dir.name
 
 
-def read_state(path: Path) -> tuple[int, str, bytes] | None:
-    """(serial, lineage, bytes) of a valid state file, None when it is missing, empty or not a state."""
+def read_state(path: Path, data: bytes | None = None) -> tuple[int, str, bytes] | None:
+    """(serial, lineage, bytes) of a valid state file (or of its `data`), None when it is missing,
+    empty or not a state."""
     try:
-        data = Path(path).read_bytes()
+        data = Path(path).read_bytes() if data is None else data
         doc = json.loads(data)
     except (OSError, ValueError):
         return None
@@ -108,6 +109,14 @@ class _StateLock:
                                        f"{self.wait_s:.0f} s; stop it first") from None
                 time.sleep(0.1)
 
+    def read(self) -> bytes | None:
+        """The state file's bytes, read through the locked descriptor: opening and closing the
+        file anew would drop the lock (POSIX record locks belong to the process, not the fd)."""
+        if self.fd is None:
+            return None
+        size = os.fstat(self.fd).st_size
+        return os.pread(self.fd, size, 0) if size else b""
+
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             try:
@@ -136,12 +145,13 @@ def guard(stack_dir: Path, *, lock_wait_s: float = _LOCK_WAIT_S) -> list[str]:
     state_path = stack_dir / STATE
     notes: list[str] = []
     try:
-        with _StateLock(state_path, lock_wait_s):
+        with _StateLock(state_path, lock_wait_s) as lock:
             errored = stack_dir / ERRORED
             if errored.exists():
                 kept = _keep(errored, keep, "errored")
                 notes.append(f"kept Terraform's fallback state dump {errored} as {kept}")
-            current = read_state(state_path)
+            data = lock.read()
+            current = read_state(state_path, data) if data is not None else read_state(state_path)
             candidates = [(p, read_state(p)) for p in
                           [stack_dir / BACKUP, keep / LAST_GOOD, *sorted(keep.glob("errored-*.tfstate"))]]
             valid = [(p, s) for p, s in candidates if s is not None]
