@@ -201,6 +201,19 @@ def test_kill_9_during_a_task_is_cleaned_by_destroy(case):
     case.resume_gives_right_outputs()
 
 
+def test_kill_9_during_a_task_then_immediate_apply_reruns_it(case):
+    """9.5: the resumed apply waits for the killed run's Terraform before it reaps the old task,
+    so the stopping executor is never taken for the new attempt's result."""
+    case.gate_b.touch()
+    proc = case.start()
+    wait_for(lambda: case.task_running("b"), "task b to run")
+    kill(proc)
+    case.resume_gives_right_outputs()
+    starts = [e["task"] for e in case.events("task_started")]
+    assert starts == ["a", "b", "b"], starts  # a is not run again, b is
+    case.destroy_cleans_everything()
+
+
 def test_kill_9_during_terraform_apply_of_a_task(case):
     case.gate_a.touch()
     proc = case.start()
