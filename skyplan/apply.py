@@ -509,7 +509,13 @@ class _Run:
                 self.log.emit("task_started", task=n, attempt=self.attempt, cloud=t["cloud"],
                               region=t["region"], zone=t.get("zone"), instance_type=t.get("instance_type"),
                               hourly_price=t.get("hourly_price", 0.0), num_nodes=t.get("num_nodes", 1))
-            plan = self.runner.plan(stack.dir, stack.variables(want), on_event=self._tf_event(stack))
+            from skyplan.faults import leftover_instances
+
+            # A task starting with machines already in the state (a killed run's, whose provisioner
+            # finished): replace them, or the apply is a no-op that waits for nothing (9.5).
+            replace = leftover_instances(stack.dir, starting) if stack.target.apply_waits_for_tasks else []
+            plan = self.runner.plan(stack.dir, stack.variables(want), replace=replace,
+                                    on_event=self._tf_event(stack))
             if plan.ok and not self.stop.is_set():
                 res = self.runner.apply(stack.dir, plan.planfile, on_event=self._tf_event(stack))
             elif plan.ok:  # interrupted during the plan: nothing was applied, no task ran (9.6)

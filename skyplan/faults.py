@@ -13,6 +13,7 @@ resources and reaps the task processes even when a stack could not be destroyed.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skyplan.atomicfile import describe_os_error
@@ -92,8 +93,6 @@ def destroy_from_whatever_is_left(run: _Run) -> list[str]:
 
 def stacks_with_state(directory: Any, names: Any) -> list[str]:
     """The stacks among `names` that have a state file, a kept copy of one or an errored dump."""
-    from pathlib import Path
-
     from skyplan.tfstate import ERRORED, LAST_GOOD, STATE, keep_dir
 
     d = Path(directory)
@@ -120,3 +119,31 @@ def lift_stale_exclusions(run: _Run, events: list[dict]) -> list[str]:
     run.log.emit("exclusion_lifted", tokens=lifted,
                  message=f"{', '.join(lifted)}: the slots other runs held are free again; the zone is tried again")
     return lifted
+
+
+def leftover_instances(stack_dir: Path, tasks: list[str]) -> list[str]:
+    """Resource instance addresses the stack's state already holds for `tasks` (read from the
+    state file itself: cheaper than a Terraform command, and the state was just guarded)."""
+    import json
+
+    from skyplan.apply import _address_task
+    from skyplan.tfstate import STATE
+
+    if not tasks:
+        return []
+    try:
+        doc = json.loads((Path(stack_dir) / STATE).read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for res in doc.get("resources") or []:
+        if res.get("mode") != "managed":
+            continue
+        prefix = f"{res['module']}." if res.get("module") else ""
+        for inst in res.get("instances") or []:
+            key = inst.get("index_key")
+            index = "" if key is None else (f"[{key}]" if isinstance(key, int) else f'["{key}"]')
+            address = f"{prefix}{res['type']}.{res['name']}{index}"
+            if _address_task(address, tasks):
+                out.append(address)
+    return sorted(out)

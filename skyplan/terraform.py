@@ -286,6 +286,7 @@ class Runner:
         out: str = "skyplan.tfplan",
         destroy: bool = False,
         targets: Sequence[str] = (),
+        replace: Sequence[str] = (),
         on_event: EventCallback | None = None,
     ) -> PlanResult:
         """Save a plan to `out` (relative to the stack) for `apply`; variables go through a var file."""
@@ -295,6 +296,7 @@ class Runner:
         if destroy:
             args.append("-destroy")
         args += [f"-target={t}" for t in targets]
+        args += [f"-replace={r}" for r in replace]
         res = PlanResult(command="plan", returncode=-1)
         self._run(d, args, on_event=on_event, result=res)
         res.planfile = d / out if res.ok else None
