@@ -36,7 +36,7 @@ from skyplan.errors import ApplyError, GaveUpError, SkyplanError
 from skyplan.models import FailureScope
 from skyplan.runstate import EventLog, RunLock, file_uri_path, read_events
 from skyplan.targets.base import Failure, Target
-from skyplan.terraform import Runner, RunResult, TerraformError, find_terraform
+from skyplan.terraform import Runner, RunResult, find_terraform
 
 EXIT_INTERRUPTED = 130
 CLOUD_TARGETS = ("aws", "gcp", "azure")
@@ -240,13 +240,22 @@ class _Run:
         self.spec_dir = directory
         self.rerun: set[str] = set()  # `--rerun`: tasks (and their downstream) never reused
         self.ids: dict[str, str | None] | None = None  # result ids for the current plan
+        self.stack_only = False  # destroy: without any readable plan, work from the stacks alone
+        runner.on_notice = lambda stack_dir, note: log.emit("state_recovered", stack=Path(stack_dir).name,
+                                                            message=note)
 
     # -- plan and stacks -----------------------------------------------------------------------
 
     def load_plan(self) -> None:
-        from skyplan.planfile import read_plan
+        from skyplan import runfiles
 
-        self.doc = read_plan(self.dir)
+        try:  # a damaged plan.json is put back from the copy this run keeps (9.3)
+            self.doc = runfiles.load_plan(self.dir, restore=True,
+                                          warn=lambda m: self.log.emit("plan_recovered", message=m))
+        except SkyplanError:
+            if not self.stack_only:
+                raise
+            self.doc = runfiles.stack_only_plan(self.dir)  # destroy from the stacks' own files
         self.tasks = {t["name"]: t for t in self.doc["tasks"]}
         self.ids = None  # a recompile may change offerings, so result ids are recomputed
         storage_base = _spec_storage(self.dir)
@@ -264,9 +273,10 @@ class _Run:
                 self.runner.extra_env.update(extra)
 
     def _stack_dirs_with_state(self) -> list[str]:
+        from skyplan.faults import stacks_with_state
         from skyplan.models import ALL_TARGETS
 
-        return [n for n in ALL_TARGETS if (self.dir / n / "terraform.tfstate").exists()]
+        return stacks_with_state(self.dir, ALL_TARGETS)
 
     def stack_of(self, task: str) -> _Stack:
         return self.stacks[self.tasks[task]["cloud"]]
@@ -318,10 +328,18 @@ class _Run:
         first_attempt = self.attempt + 1
         self.log.emit("run_started", directory=str(self.dir), terraform=self.runner.describe(),
                       plan=self.doc["name"], already_succeeded=sorted(self.done), max_attempts=self.max_attempts)
+        from skyplan.runfiles import settle_leftovers
+
+        # A killed run's Terraform may still be saving its state and waiting on its tasks: let
+        # it end before the state is read or its task processes are reaped (item 7, 9.5).
+        settle_leftovers(self.dir, self.log.emit)
         for name in sorted(self.done):
             self.log.emit("task_reused", task=name, result_id=self._result_ids()[name],
                           outputs=self._outputs_uri(name))
         self._reap()  # leftovers of a killed run: processes state does not know about
+        from skyplan.faults import lift_stale_exclusions
+
+        lift_stale_exclusions(self, previous)  # zones refused only while another run's leftovers ran (9.12)
         self.first_attempt = first_attempt
         self._check_runnable()
         self._check_sources()
@@ -399,9 +417,10 @@ class _Run:
                     self._finish(False, GaveUpError.exit_code, started, msg)
                     raise GaveUpError(msg) from None
                 continue
-            except BaseException:
-                self._teardown()
-                raise
+            except BaseException as exc:
+                from skyplan.faults import abort
+
+                raise abort(self, exc, started) from None
             self._teardown()
             msg = f"all {len(self.tasks)} tasks succeeded"
             return self._finish(True, 0, started, msg)
@@ -492,9 +511,17 @@ class _Run:
                 self.log.emit("task_started", task=n, attempt=self.attempt, cloud=t["cloud"],
                               region=t["region"], zone=t.get("zone"), instance_type=t.get("instance_type"),
                               hourly_price=t.get("hourly_price", 0.0), num_nodes=t.get("num_nodes", 1))
-            plan = self.runner.plan(stack.dir, stack.variables(want), on_event=self._tf_event(stack))
+            from skyplan.faults import leftover_instances
+
+            # A task starting with machines already in the state (a killed run's, whose provisioner
+            # finished): replace them, or the apply is a no-op that waits for nothing (9.5).
+            replace = leftover_instances(stack.dir, starting) if stack.target.apply_waits_for_tasks else []
+            plan = self.runner.plan(stack.dir, stack.variables(want), replace=replace,
+                                    on_event=self._tf_event(stack))
             if plan.ok and not self.stop.is_set():
                 res = self.runner.apply(stack.dir, plan.planfile, on_event=self._tf_event(stack))
+            elif plan.ok:  # interrupted during the plan: nothing was applied, no task ran (9.6)
+                res = RunResult(command="apply", returncode=EXIT_INTERRUPTED, interrupted=True)
             else:
                 res = plan
             self.log.emit("stack_apply_finished", stack=name, attempt=self.attempt, ok=res.ok,
@@ -759,7 +786,7 @@ class _Run:
             try:
                 if self.runner.state_resources(stack.dir) or stack.active:
                     self._destroy_stack(stack)
-            except (ApplyError, TerraformError) as exc:
+            except SkyplanError as exc:  # disk full, unwritable DIR…: the reap below still runs
                 errors.append(exc.message)
         self._reap()
         if errors:
@@ -830,9 +857,9 @@ def apply(
         if on_event is not None:
             on_event(ev)
 
-    from skyplan.planfile import read_plan
+    from skyplan.runfiles import load_plan
 
-    doc = read_plan(directory)
+    doc = load_plan(directory)
     names = [t["name"] for t in doc["tasks"]]
     forced = set(names) if rerun is True else set(rerun or ())
     unknown = sorted(forced - set(names))
@@ -856,14 +883,14 @@ def apply(
         run.rerun = forced
         previous = None
         if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, run._on_sigint)
-            prev_term = signal.signal(signal.SIGTERM, run._on_sigint)
+            # SIGTERM (CI cancel) and SIGHUP (a closed terminal) end in the same teardown as Ctrl-C.
+            previous = {sig: signal.signal(sig, run._on_sigint)
+                        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             return run.execute()
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
-                signal.signal(signal.SIGTERM, prev_term)
+            for sig, handler in (previous or {}).items():
+                signal.signal(sig, handler)
 
 
 def _resolve_dir(source: Path, out_dir: str | Path | None, catalog_dir: str | Path | None) -> Path:
@@ -883,12 +910,16 @@ def _resolve_dir(source: Path, out_dir: str | Path | None, catalog_dir: str | Pa
     return out.resolve()
 
 
+def _warn(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
 def status(directory: str | Path) -> list[TaskStatus]:
     """Each task's state, zone, attempt and cost so far, from the plan and `events.jsonl`."""
-    from skyplan.planfile import read_plan
+    from skyplan.runfiles import load_plan
 
     directory = Path(directory)
-    doc = read_plan(directory)
+    doc = load_plan(directory, warn=_warn)
     rows: dict[str, TaskStatus] = {
         # Azure plans have no zone: show the region (never "azure:None").
         t["name"]: TaskStatus(t["name"], "pending", t["cloud"], t.get("zone") or t.get("region"), 0, 0.0)
@@ -939,23 +970,20 @@ def status(directory: str | Path) -> list[TaskStatus]:
 def destroy(directory: str | Path, *, on_event: Callable[[dict], None] | None = None,
             runner: Runner | None = None) -> list[str]:
     """Destroy every stack of DIR that has state and stop leftover task processes; return the stacks."""
-    from skyplan.models import ALL_TARGETS
-    from skyplan.planfile import read_plan
+    from skyplan.faults import destroy_from_whatever_is_left
 
     directory = Path(directory).resolve()
-    doc = read_plan(directory)
+    if not directory.is_dir():
+        raise SkyplanError(f"{directory}: no such plan directory")
     runner = runner or find_terraform()
-    names = sorted({t["cloud"] for t in doc["tasks"]} | {n for n in ALL_TARGETS if (directory / n / "terraform.tfstate").exists()})
     with RunLock(directory, "destroy"):
         log = EventLog(directory, on_event=on_event)
         run = _Run(directory, runner, log, max_attempts=1, catalog_dir=None, on_tf_event=None)
+        run.stack_only = True  # no readable plan (nor copy of it) must not keep machines alive
         with ExitStack() as sessions:
             run.sessions = sessions
             try:
-                run.load_plan()
-                run.stacks = {n: s for n, s in run.stacks.items() if n in names}
-                destroyed = [s.name for s in run.stacks.values() if runner.state_resources(s.dir)]
-                run._teardown()
+                destroyed = destroy_from_whatever_is_left(run)
             finally:
                 for key in run.env:
                     runner.extra_env.pop(key, None)

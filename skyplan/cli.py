@@ -57,8 +57,9 @@ def _guard(as_json: bool, fn: Callable[[], int | None]) -> None:
         sys.exit(130)
     except OSError as exc:
         # A path the user gave cannot be read or written: their input, not our bug.
-        where = f"{exc.filename}: " if exc.filename else ""
-        _fail(SkyplanError(f"{where}{exc.strerror or exc}"), as_json)
+        from skyplan.atomicfile import describe_os_error
+
+        _fail(SkyplanError(describe_os_error(exc)), as_json)  # a full disk says so
     sys.exit(code or 0)
 
 

@@ -13,6 +13,7 @@ import datetime as _dt
 import fcntl
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,35 +33,73 @@ def now_iso(t: float | None = None) -> str:
 
 
 class EventLog:
-    """Append-only `events.jsonl`; every event is also handed to `on_event` (CLI display)."""
+    """Append-only `events.jsonl`; every event is also handed to `on_event` (CLI display).
+
+    Each event is one `write(2)` of a whole line on an O_APPEND descriptor, fsync'ed. A line cut
+    off by a kill is ended before the next event is appended, so it never swallows that event.
+    A log that cannot be written (full disk, read-only DIR) does not stop the run, whose
+    teardown matters more: the failure is kept in `write_error` and reported once on stderr."""
 
     def __init__(self, directory: Path, on_event: Callable[[dict], None] | None = None):
         self.path = Path(directory) / EVENTS_FILE
         self.on_event = on_event
+        self.write_error: str | None = None
+        self._checked_end = False
 
     def emit(self, event: str, **fields: Any) -> dict:
         t = time.time()
         record = {"ts": now_iso(t), "t": round(t, 3), "event": event, **fields}
-        line = json.dumps(record, sort_keys=True, default=str)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode("utf-8")
+        try:
+            self._append(line)
+        except OSError as exc:
+            if self.write_error is None:
+                from skyplan.atomicfile import describe_os_error
+
+                self.write_error = describe_os_error(exc, self.path)
+                sys.stderr.write(f"warning: events are not recorded: {self.write_error}\n")
         if self.on_event is not None:
             self.on_event(record)
         return record
+
+    def _append(self, line: bytes) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if not self._checked_end:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # end the torn line a killed writer left
+                self._checked_end = True
+            written = os.write(fd, line)
+            if written != len(line):  # a short write: the disk filled up mid-line
+                raise OSError(28, "No space left on device", str(self.path))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def read(self) -> list[dict]:
         return list(read_events(self.path.parent))
 
 
+_warned: set[tuple[str, int]] = set()
+
+
 def read_events(directory: Path) -> Iterator[dict]:
-    """Every event recorded in `directory` (a torn last line, from a killed writer, is skipped)."""
+    """Every event recorded in `directory`. A torn line (a killed writer) is skipped; a line with
+    bytes that are not UTF-8 (a damaged file) is read with them replaced, and a warning naming
+    the line is printed once."""
     path = Path(directory) / EVENTS_FILE
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as f:
-        for line in f:
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = raw.decode("utf-8", errors="replace")
+                if (str(path), number) not in _warned:
+                    _warned.add((str(path), number))
+                    sys.stderr.write(f"warning: {path}:{number}: not UTF-8; bad bytes replaced\n")
             try:
                 record = json.loads(line)
             except ValueError:
@@ -191,11 +230,20 @@ def _read_azure(uri: str) -> str | None:  # untested here: no Azurite in CI
 
 def read_status(storage: str, task_slug: str) -> dict | None:
     """The executor's `status.json` for a task ({exit_code, …}), None while there is none."""
-    text = read_text(join_uri(storage, task_slug, "status.json"))
+    uri = join_uri(storage, task_slug, "status.json")
+    text = read_text(uri)
     if text is None:
         return None
     try:
         doc = json.loads(text)
     except ValueError:
-        return {"exit_code": None, "error": f"status.json is not JSON: {text[:200]!r}"}
+        where = uri
+        if uri.startswith("file://"):
+            from skyplan.atomicfile import free_space
+
+            # An empty or cut-off status is what a full disk leaves: say so, with the space left.
+            where = f"{file_uri_path(uri)} ({free_space(file_uri_path(uri))})"
+        what = "empty" if not text.strip() else f"cut short or not JSON: {text[:200]!r}"
+        return {"exit_code": None, "error": f"{where}: status.json is {what}; a full disk where the task "
+                                            "ran is the usual cause"}
     return doc if isinstance(doc, dict) else {"exit_code": None, "error": "status.json is not an object"}

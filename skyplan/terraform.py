@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,14 +33,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skyplan import procs, tfstate
+from skyplan.atomicfile import write_text
 from skyplan.errors import SkyplanError
 
 EventCallback = Callable[[dict], None]
 VAR_FILE = "skyplan.tfvars.json"  # written by `plan`/`destroy` into the stack directory
 # A Terraform killed with its parent (SIGTERM via PDEATHSIG) may still be saving state when the
-# next `skyplan apply`/`destroy` starts: wait for its state lock instead of failing.
+# next `skyplan apply`/`destroy` starts: they wait for it (skyplan.procs), and Terraform waits
+# for the state lock of anything not recorded, instead of failing.
 LOCK_TIMEOUT = "-lock-timeout=60s"
-_STATE_READ_ATTEMPTS = 6  # reads of a state file that another Terraform may be rewriting
+_NO_STATE_COMMANDS = ("version", "init")  # commands that never read or write the state
+_CHECKPOINT_POLL_S = 0.5  # how often a running apply/destroy's state is copied when it changed
 
 
 class TerraformError(SkyplanError):
@@ -136,6 +141,8 @@ class Runner:
         self._lock = threading.Lock()
         self._version: str | None = None
         self.extra_env: dict[str, str] = {}
+        # Told (stack directory, message) when a stack's state had to be recovered (skyplan.tfstate).
+        self.on_notice: Callable[[Path, str], None] | None = None
 
     def describe(self) -> str:
         """Which Terraform this is, e.g. `terraform 1.11.4 (/usr/local/bin/terraform)`."""
@@ -178,6 +185,13 @@ class Runner:
         """Run one command; return its result (diagnostics collected) and its plain stdout."""
         command = args[0]
         res = result if result is not None else RunResult(command=command, returncode=-1)
+        run_dir = procs.run_dir_of(directory) if command not in _NO_STATE_COMMANDS else None
+        if run_dir is not None:
+            # Never run Terraform on a state left empty or cut off by a killed Terraform or a
+            # full disk: recover the last good copy first (and keep errored.tfstate).
+            for note in tfstate.guard(directory):
+                if self.on_notice is not None:
+                    self.on_notice(directory, note)
         started = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -195,6 +209,13 @@ class Runner:
             raise TerraformError(f"cannot run {self.argv[0]}: {exc}") from None
         with self._lock:
             self._procs.add(proc)
+        # Recorded with its start time so that the next run waits for it if we are killed.
+        record = procs.record(run_dir, "terraform", proc.pid, stack=directory.name,
+                              command=command) if run_dir is not None else None
+        watcher = None
+        if run_dir is not None and command in ("apply", "destroy"):
+            watcher = _Checkpointer(directory, proc)
+            watcher.start()
         stderr_chunks: list[str] = []
         reader = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()), daemon=True)
         reader.start()
@@ -234,6 +255,12 @@ class Runner:
             reader.join()
             with self._lock:
                 self._procs.discard(proc)
+            if watcher is not None:
+                watcher.join()
+            if proc.poll() is not None:
+                procs.forget(record)
+            if run_dir is not None:
+                tfstate.checkpoint(directory)
         res.returncode = proc.returncode
         res.stderr = "".join(stderr_chunks)
         res.elapsed_s = time.monotonic() - started
@@ -259,6 +286,7 @@ class Runner:
         out: str = "skyplan.tfplan",
         destroy: bool = False,
         targets: Sequence[str] = (),
+        replace: Sequence[str] = (),
         on_event: EventCallback | None = None,
     ) -> PlanResult:
         """Save a plan to `out` (relative to the stack) for `apply`; variables go through a var file."""
@@ -268,6 +296,7 @@ class Runner:
         if destroy:
             args.append("-destroy")
         args += [f"-target={t}" for t in targets]
+        args += [f"-replace={r}" for r in replace]
         res = PlanResult(command="plan", returncode=-1)
         self._run(d, args, on_event=on_event, result=res)
         res.planfile = d / out if res.ok else None
@@ -285,13 +314,26 @@ class Runner:
                 on_event: EventCallback | None = None) -> ApplyResult:
         """Destroy everything the stack's state holds."""
         d = Path(directory)
-        _write_vars(d, variables)
-        res, _ = self._run(
-            d,
-            ["destroy", "-auto-approve", "-input=false", "-no-color", "-json", LOCK_TIMEOUT,
-             f"-var-file={VAR_FILE}"],
-            on_event=on_event,
-        )
+        try:
+            _write_vars(d, variables)
+            var_file, spare = VAR_FILE, None
+        except SkyplanError:
+            # An unwritable stack directory must not stop a teardown: Terraform can still destroy
+            # (the machines are what costs), even if it then cannot record it in the state.
+            fd, spare = tempfile.mkstemp(prefix="skyplan-destroy-", suffix=".tfvars.json")
+            with os.fdopen(fd, "w") as f:
+                f.write(_vars_text(variables))
+            var_file = spare
+        try:
+            res, _ = self._run(
+                d,
+                ["destroy", "-auto-approve", "-input=false", "-no-color", "-json", LOCK_TIMEOUT,
+                 f"-var-file={var_file}"],
+                on_event=on_event,
+            )
+        finally:
+            if spare is not None:
+                os.unlink(spare)
         return res
 
     def state_resources(self, directory: str | Path) -> list[str]:
@@ -299,13 +341,9 @@ class Runner:
         d = Path(directory)
         if not (d / "terraform.tfstate").exists():
             return []
-        for attempt in range(_STATE_READ_ATTEMPTS):
-            res, out = self._run(d, ["state", "list"], on_event=None, json_ui=False)
-            # A Terraform still applying (one left behind by a killed skyplan) rewrites the state
-            # file in place every few seconds; read mid-rewrite, the file looks empty. Read again.
-            if res.ok or "No state file was found" not in res.stderr or attempt == _STATE_READ_ATTEMPTS - 1:
-                break
-            time.sleep(0.5)
+        res, out = self._run(d, ["state", "list"], on_event=None, json_ui=False)
+        if not (d / "terraform.tfstate").exists():
+            return []  # an empty or broken state file was moved aside: there is no state
         if not res.ok:
             raise TerraformError(f"terraform state list failed in {d}:\n{res.stderr}")
         return [line.strip() for line in out.splitlines() if line.strip()]
@@ -321,14 +359,38 @@ class Runner:
         return {k: v.get("value") for k, v in json.loads(out or "{}").items()}
 
 
-def _write_vars(directory: Path, variables: Mapping[str, Any]) -> None:
+def _vars_text(variables: Mapping[str, Any]) -> str:
     def plain(v: Any) -> Any:
         if isinstance(v, (set, frozenset, tuple)):
             return sorted(v) if isinstance(v, (set, frozenset)) else list(v)
         return v
 
-    text = json.dumps({k: plain(v) for k, v in variables.items()}, sort_keys=True, indent=2) + "\n"
-    (directory / VAR_FILE).write_text(text)
+    return json.dumps({k: plain(v) for k, v in variables.items()}, sort_keys=True, indent=2) + "\n"
+
+
+def _write_vars(directory: Path, variables: Mapping[str, Any]) -> None:
+    write_text(directory / VAR_FILE, _vars_text(variables))
+
+
+class _Checkpointer(threading.Thread):
+    """While an apply/destroy runs, copy each valid state Terraform saves (after every resource)
+    to the last good copy, so that a kill mid-write loses at most the resource being saved."""
+
+    def __init__(self, directory: Path, proc: subprocess.Popen):
+        super().__init__(daemon=True)
+        self.directory, self.proc = directory, proc
+
+    def run(self) -> None:
+        path = self.directory / tfstate.STATE
+        seen = None
+        while self.proc.poll() is None:
+            try:
+                stamp = path.stat().st_mtime_ns
+            except OSError:
+                stamp = None
+            if stamp is not None and stamp != seen and tfstate.checkpoint(self.directory):
+                seen = stamp  # a half-written file is not valid: tried again at the next poll
+            time.sleep(_CHECKPOINT_POLL_S)
 
 
 def _collect(res: RunResult, event: dict) -> None:

@@ -30,18 +30,25 @@ mkdir -p "$slots_dir" "$SKYPLAN_WORK_DIR"
 
 # One lock file per CPU slot; a held flock is a taken slot. The executor inherits the open
 # descriptors, so the slots stay taken exactly as long as the task's processes live.
+# Each taken slot names its holder in cpu-<i>.owner (executor PID and work directory), so that a
+# run refused a slot can say whose leftovers hold it, and skyplan can tell when they are gone.
 need="$SKYPLAN_TASK_CPUS"
 held=0
+owners=()
+taken=()
 for ((i = 0; i < SKYPLAN_ZONE_CPUS && held < need; i++)); do
   exec {fd}>>"$slots_dir/cpu-$i.lock"
   if flock -n "$fd"; then
     held=$((held + 1))
+    owners+=("$slots_dir/cpu-$i.owner")
   else
     exec {fd}>&-
+    owner="$(cat "$slots_dir/cpu-$i.owner" 2>/dev/null)"
+    taken+=("${owner:-unknown}")
   fi
 done
 if [ "$held" -lt "$need" ]; then
-  no_slot "$need CPU slots needed, $held free (taken by other runs)"
+  no_slot "$need CPU slots needed, $held free (taken by other runs: ${taken[*]})"
 fi
 
 log="$SKYPLAN_WORK_DIR/node.log"
@@ -53,6 +60,11 @@ rm -f "$SKYPLAN_WORK_DIR/exit_code"
 setsid bash "$SKYPLAN_EXECUTOR" </dev/null >>"$log" 2>&1 &
 pid=$!
 echo "$pid" >"$SKYPLAN_WORK_DIR/pid"
+# Its start time too: skyplan's reaper never signals a group whose leader's PID was reused.
+cut -d' ' -f22 "/proc/$pid/stat" >"$SKYPLAN_WORK_DIR/pid.start" 2>/dev/null || true
+for owner in "${owners[@]}"; do
+  echo "pid $pid in $SKYPLAN_WORK_DIR" >"$owner"
+done
 
 # shellcheck disable=SC2317  # invoked by the trap
 stop() {
@@ -66,6 +78,6 @@ wait "$pid"
 rc=$?
 wait
 echo "$rc" >"$SKYPLAN_WORK_DIR/exit_code"
-rm -f "$SKYPLAN_WORK_DIR/pid"
+rm -f "$SKYPLAN_WORK_DIR/pid" "$SKYPLAN_WORK_DIR/pid.start"
 echo "skyplan-local: task $SKYPLAN_TASK node $SKYPLAN_NODE_RANK exited with $rc"
 exit 0

@@ -265,12 +265,11 @@ def reap_work_dirs(work_root: Path, run_dir: str | None = None) -> list[int]:
             pgid = int(pidfile.read_text().strip())
         except (OSError, ValueError):
             continue
-        if pgid > 1 and _group_alive(pgid):
+        if pgid > 1 and _group_alive(pgid) and _same_leader(pidfile, pgid):
             groups.append(pgid)
     pids = sorted(set(_run_processes(root)) | set(groups))
     if not pids:
-        for pidfile in work_root.glob("*/node-*/pid"):
-            pidfile.unlink(missing_ok=True)
+        _forget_pidfiles(work_root)
         return []
     for pgid in groups:
         try:
@@ -291,6 +290,73 @@ def reap_work_dirs(work_root: Path, run_dir: str | None = None) -> list[int]:
             except (ProcessLookupError, PermissionError):
                 pass
         _signal_all(_run_processes(root), signal.SIGKILL)
-    for pidfile in work_root.glob("*/node-*/pid"):
-        pidfile.unlink(missing_ok=True)
+    _forget_pidfiles(work_root)
     return pids
+
+
+def _same_leader(pidfile: Path, pgid: int) -> bool:
+    """Whether the group's leader is still the process run.sh recorded (its start time matches);
+    a group whose leader is gone (or whose PID was reused) is judged by the environment scan."""
+    from skyplan.procs import start_time
+
+    try:
+        recorded = int(pidfile.with_name("pid.start").read_text().strip())
+    except (OSError, ValueError):
+        return True  # recorded by an older run.sh: trust the PID
+    return start_time(pgid) == recorded
+
+
+def _forget_pidfiles(work_root: Path) -> None:
+    for pidfile in [*work_root.glob("*/node-*/pid"), *work_root.glob("*/node-*/pid.start")]:
+        try:
+            pidfile.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only DIR: the processes are stopped, that is what matters
+
+
+def slots_dir() -> Path:
+    """Where the zones' slot lock files are (shared by every run on this machine)."""
+    env = os.environ.get("SKYPLAN_LOCAL_SLOTS_DIR")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(cache) / "skyplan" / "local-slots"
+
+
+def free_slots(zone: str, cpus: int) -> int:
+    """How many of a zone's `cpus` slots no process holds now (each is tried, never kept)."""
+    import fcntl
+
+    free = 0
+    for i in range(cpus):
+        path = slots_dir() / zone / f"cpu-{i}.lock"
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            free += 1
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            free += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)  # closing drops a lock we took
+    return free
+
+
+def stale_slot_exclusions(excluded: list[str], events: list[dict]) -> list[str]:
+    """Local zones this run excluded only because other runs' processes held their slots, and
+    whose slots are free again: such an exclusion must not outlive the processes behind it."""
+    zones = {z.name: z for z in load_zones()}
+    out = []
+    for ev in events:
+        token = ev.get("token", "")
+        if (ev.get("event") == "zone_excluded" and ev.get("code") == "LocalNoFreeSlot"
+                and token in excluded and token not in out):
+            zone = zones.get(token.partition(":")[2])
+            if zone is not None and not zone.inject_failure and free_slots(zone.name, zone.cpus) > 0:
+                out.append(token)
+    return out

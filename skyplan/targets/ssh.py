@@ -43,6 +43,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from skyplan.atomicfile import write_text
 from skyplan.errors import RenderError, SkyplanError
 from skyplan.models import FailureScope, Location, Offering, Pool, Quota, Spec
 from skyplan.targets.base import Failure, StackContext, Target
@@ -134,7 +135,7 @@ def _pin_host_keys(run_dir: Path) -> dict[str, str]:
             lines.add(f"{_known_host_name(h['address'], int(h['port']))} {key}")
     pinned = Path(run_dir) / PINNED_FILE
     pinned.parent.mkdir(parents=True, exist_ok=True)
-    pinned.write_text("".join(f"{line}\n" for line in sorted(lines)))
+    write_text(pinned, "".join(f"{line}\n" for line in sorted(lines)))
     return keys
 
 
