@@ -210,7 +210,12 @@ def test_kill_9_during_a_task_then_immediate_apply_reruns_it(case):
     kill(proc)
     case.resume_gives_right_outputs()
     starts = [e["task"] for e in case.events("task_started")]
-    assert starts == ["a", "b", "b"], starts  # a is not run again, b is
+    reused = [e["task"] for e in case.events("task_reused")]
+    assert starts.count("a") == 1, starts  # a is not run again
+    # b either runs again, or (when the killed run's b finished while the resumed apply waited for
+    # its Terraform) its complete result, with the id it would get now, is reused: never failed.
+    assert starts.count("b") == 2 or (starts.count("b") == 1 and "b" in reused), (starts, reused)
+    assert not case.events("task_failed")
     case.destroy_cleans_everything()
 
 
