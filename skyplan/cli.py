@@ -171,8 +171,12 @@ def _print_pareto(doc: dict[str, Any]) -> None:
 @click.option("--explain", is_flag=True, help="Show runner-up placements, binding constraints and solver statistics.")
 @click.option("--force", is_flag=True,
               help="Replace files in DIR that skyplan did not write (or that were edited since) instead of refusing.")
+@click.option("--check", "check_dir", is_flag=False, flag_value="", default=None, metavar="DIR",
+              help="Write nothing: exit 0 if DIR (or -o) is exactly what this compile would write, "
+                   "else 1 with why (spec, catalog, exclusions changed) and the files that differ.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the plan) instead of tables.")
-def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, explain, force, as_json) -> None:
+def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, explain, force, check_dir,
+                as_json) -> None:
     """Solve SPEC and write the Terraform stacks, cloud-init executors, plan.json and PLAN.md.
 
     DIR keeps MANIFEST.sha256, the files skyplan wrote: a recompile replaces or removes only
@@ -182,6 +186,9 @@ def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, expla
         from skyplan.models import Objective
         from skyplan.pipeline import compile_plan
 
+        if check_dir is not None:
+            return _check(spec, check_dir, out_dir, catalog_dir, exclusions, objective, pareto, explain,
+                          force, as_json)
         out = Path(out_dir) if out_dir else default_out_dir(spec)
         status = None
         if not as_json and sys.stderr.isatty():
@@ -233,6 +240,27 @@ def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, expla
         return 0
 
     _guard(as_json, run)
+
+
+def _check(spec, check_dir, out_dir, catalog_dir, exclusions, objective, pareto, explain, force, as_json) -> int:
+    """`compile --check`: compare DIR with what compile would write; exit 0 current, 1 stale."""
+    from skyplan.check import check_plan
+    from skyplan.models import Objective
+
+    if force:
+        raise SkyplanError("--check writes nothing, so --force does not apply to it")
+    if check_dir and out_dir and Path(check_dir) != Path(out_dir):
+        raise SkyplanError(f"--check {check_dir} and -o {out_dir} name two directories; give one")
+    out = Path(check_dir or out_dir or default_out_dir(spec))
+    if out.exists() and not out.is_dir():
+        raise SkyplanError(f"{out}: exists and is not a directory")
+    result = check_plan(spec, out, catalog_dir=catalog_dir, exclusions=exclusions,
+                        objective=Objective(objective) if objective else None, pareto=pareto, explain=explain)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), sort_keys=True, indent=2))
+    else:
+        click.echo("\n".join(result.summary_lines()))
+    return result.exit_code
 
 
 # ---------------------------------------------------------------------------------------------
