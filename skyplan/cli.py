@@ -506,18 +506,34 @@ def catalog_refresh(cloud, out_dir, regions) -> None:
 @click.option("--format", "output_format", type=click.Choice(["markdown", "json"]), default="markdown",
               show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json (the flag every command takes).")
-def diff_cmd(old_dir, new_dir, output_format, as_json) -> None:
-    """Placement and cost change between two compiled plans (for PR comments)."""
+@click.option("--tf-plan", "tf_plans", multiple=True, metavar="STACK=FILE",
+              help="Also show what `terraform plan` will do to STACK (aws, gcp, …): FILE is `terraform show -json` "
+                   "or `terraform plan -json` output (repeatable).")
+@click.option("--marker", "marker_name", metavar="NAME",
+              help="Name in the hidden marker line <!-- skyplan-diff:NAME --> [the plan's name].")
+def diff_cmd(old_dir, new_dir, output_format, as_json, tf_plans, marker_name) -> None:
+    """Placement, cost and Terraform change between two compiled plans: a PR comment.
+
+    OLD_DIR may be absent (a PR that adds the plan: everything is added). The markdown stays
+    under GitHub's 65,535-character comment limit, folding long lists."""
     as_json = as_json or output_format == "json"
 
     def run() -> int:
-        from skyplan.planfile import diff_markdown, diff_plans, read_plan
+        from skyplan.review.comment import comment_markdown, diff_document
 
-        diff = diff_plans(read_plan(old_dir), read_plan(new_dir))
+        plans = {}
+        for item in tf_plans:
+            stack, sep, path = item.partition("=")
+            if not sep or not stack or not path:
+                raise SkyplanError(f"--tf-plan {item}: expected STACK=FILE (e.g. aws=aws-plan.json)")
+            if stack in plans:
+                raise SkyplanError(f"--tf-plan {item}: {stack} is given twice")
+            plans[stack] = path
+        diff = diff_document(old_dir, new_dir, tf_plans=plans, name=marker_name)
         if as_json:
-            click.echo(json.dumps(diff, sort_keys=True, indent=2))
+            click.echo(json.dumps(diff, sort_keys=True, indent=2, ensure_ascii=False))
         else:
-            click.echo(diff_markdown(diff), nl=False)
+            click.echo(comment_markdown(diff), nl=False)
         return 0
 
     _guard(as_json, run)
