@@ -23,17 +23,19 @@ def skyplan(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def tree(directory: Path) -> dict[str, tuple[str, int]]:
-    """Every path under `directory` (files, folders, links) with its content hash and mode."""
+def tree(directory: Path) -> dict[str, tuple[str, int, int]]:
+    """Every path under `directory` (files, folders, links) with its content hash, mode and mtime."""
     out = {}
     for path in sorted(directory.rglob("*")):
         rel = path.relative_to(directory).as_posix()
         if path.is_symlink():
-            out[rel] = ("link:" + os.readlink(path), 0)
+            out[rel] = ("link:" + os.readlink(path), 0, 0)
         elif path.is_file():
-            out[rel] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mode)
+            st = path.stat()
+            out[rel] = (hashlib.sha256(path.read_bytes()).hexdigest(), st.st_mode, st.st_mtime_ns)
         else:
-            out[rel] = ("dir", path.stat().st_mode)
+            st = path.stat()
+            out[rel] = ("dir", st.st_mode, st.st_mtime_ns)
     return out
 
 

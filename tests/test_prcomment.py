@@ -171,12 +171,16 @@ def test_a_2000_task_diff_is_folded_under_the_limit(tmp_path):
     assert f"…and {2000 - shown} more task change(s)" in md
     # Largest cost change first: the last task (the most expensive) is shown, the first is folded.
     assert "`task-1999`" in md and "| `task-0000` |" not in md
+    row = next(line for line in md.splitlines() if line.startswith("| `task-1999` |"))
+    assert row.endswith("| −$0.14 |") and "us-east-1 → **us-west-2**" in row
+    doc = diff_document(tmp_path / "old", tmp_path / "new")
+    assert md.splitlines()[1].endswith(f"(−${-doc['total_cost_delta']:,.2f}, "
+                                       f"−{-doc['total_cost_delta_percent']:.3g}%)")
     # The Terraform list is folded too, and its summary still counts every block.
     tf_shown = md.count("| ~ | `module.task-")
     assert 0 < tf_shown < 2000 and f"…and {2000 - tf_shown} more resource change(s)" and "| + | `aws_security_group.us_west_2`" in md in md
     assert "| aws | 2001 → 2001 | 1 | 1 | 2000 |" in md
     # Folding is a pure function of the document and the limit.
-    doc = diff_document(tmp_path / "old", tmp_path / "new")
     small = comment_markdown(doc, limit=6000)
     assert len(small) <= 6000 and small.splitlines()[0] == "<!-- skyplan-diff:big -->"
     assert "| cost per run |" in small and "more task change(s)" in small
