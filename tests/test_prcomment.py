@@ -255,6 +255,22 @@ module "m" {
     assert blocks["module.m"].source == "../modules/aws-node"
 
 
+def test_scanner_names_the_line_of_broken_hcl(ml_plans, tmp_path):
+    from skyplan.errors import SkyplanError
+
+    with pytest.raises(SkyplanError, match=r"x\.tf:3: this \{ is never closed"):
+        scan_text('locals {}\n\nresource "a" "b" {\n  x = 1\n', "x.tf")
+    with pytest.raises(SkyplanError, match=r"x\.tf:2: a quoted string"):
+        scan_text('resource "a" "b" {\n  x = "open\n}\n', "x.tf")
+    _old, new = ml_plans
+    broken = tmp_path / "broken"
+    shutil.copytree(new, broken)
+    stack = next(p for p in sorted(broken.iterdir()) if (p / "main.tf").is_file())
+    (stack / "main.tf").write_text((stack / "main.tf").read_text() + 'resource "x" "y" {\n')
+    res = skyplan("diff", str(new), str(broken))
+    assert res.returncode == 2 and "main.tf:" in res.stderr and "never closed" in res.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # terraform plan JSON, from a real terraform plan of the quickstart's local stack
 # ---------------------------------------------------------------------------------------------

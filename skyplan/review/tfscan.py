@@ -152,9 +152,25 @@ def _unquote(literal: str) -> str:
     return value.replace("$${", "${").replace("%%{", "%{")
 
 
+class _Unbalanced(Exception):
+    def __init__(self, pos: int, bracket: str):
+        super().__init__(bracket)
+        self.pos, self.bracket = pos, bracket
+
+
 def scan_text(text: str, where: str = "<text>") -> list[Block]:
-    """The top-level resource, data and module blocks of one `.tf` file's text, in file order."""
-    toks = list(_Lexer(text, where).tokens())
+    """The top-level resource, data and module blocks of one `.tf` file's text, in file order.
+
+    Text that is not HCL (an unclosed string, bracket or heredoc) is a `SkyplanError` naming
+    `where` and the line."""
+    lexer = _Lexer(text, where)
+    try:
+        return _scan(text, list(lexer.tokens()))
+    except _Unbalanced as exc:
+        raise lexer._fail(exc.pos, f"this {exc.bracket} is never closed") from None
+
+
+def _scan(text: str, toks: list[tuple[str, str, int]]) -> list[Block]:
     blocks: list[Block] = []
     i, n = 0, len(toks)
     at_line_start = True
@@ -213,7 +229,7 @@ def _matching(toks: list[tuple[str, str, int]], i: int) -> int:
             stack.pop()
             if not stack:
                 return j
-    raise SkyplanError(f"unbalanced {toks[i][1]} at offset {toks[i][2]}")
+    raise _Unbalanced(toks[i][2], toks[i][1])
 
 
 def _attributes(body: list[tuple[str, str, int]]) -> dict[str, str]:
