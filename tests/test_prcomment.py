@@ -109,8 +109,9 @@ def test_a_pr_that_adds_a_plan(ml_plans, tmp_path):
     assert ": new plan, per-run cost **$" in md.splitlines()[1]
     (tmp_path / "empty").mkdir()
     assert json.loads(skyplan("diff", str(tmp_path / "empty"), str(new), "--json").stdout)["status"] == "added"
-    gone = json.loads(skyplan("diff", str(new), str(tmp_path / "deleted"), "--json").stdout)
-    assert gone["status"] == "removed" and {c["action"] for c in gone["changes"]} == {"remove"}
+    # NEW is what the PR compiled: a mistyped path fails rather than reading as "all removed".
+    gone = skyplan("diff", str(new), str(tmp_path / "deleted"), "--json")
+    assert gone.returncode == 2 and "no plan here" in json.loads(gone.stdout)["error"]
 
 
 def test_bad_input_exits_2(ml_plans, tmp_path):

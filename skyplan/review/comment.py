@@ -14,7 +14,7 @@ knows — where each task moved and what that does to the cost:
 A comment never exceeds GitHub's 65,535-character limit (`MAX_COMMENT_CHARS`, counted in UTF-16
 code units as GitHub does): long lists are folded, each ending "…and N more", the headline,
 summary and totals always kept. OLD absent (a PR that adds a plan) reads as an empty plan, so
-everything is added; NEW absent, everything is removed. The JSON document is `diff_document`'s
+everything is added; NEW must hold a plan. The JSON document is `diff_document`'s
 (keys documented in README "PR comments"); it holds no wall-clock figure either.
 """
 
@@ -90,11 +90,11 @@ def _managed(blocks: Sequence[Block]) -> int:
     return sum(len(b.members) or 1 if b.kind == "module" else 1 for b in blocks if b.kind != "data")
 
 
-def terraform_changes(old_dir: Path | None, new_dir: Path | None) -> dict[str, dict[str, Any]]:
+def terraform_changes(old_dir: Path | None, new_dir: Path) -> dict[str, dict[str, Any]]:
     """Per stack: the resource and module blocks added, removed and changed between two plan
     directories' rendered `.tf` files (data sources create nothing and are left out)."""
     old = _stacks(old_dir) if old_dir else {}
-    new = _stacks(new_dir) if new_dir else {}
+    new = _stacks(new_dir)
     out = {}
     for stack in sorted(set(old) | set(new)):
         a = {b.address: b for b in old.get(stack, []) if b.kind != "data"}
@@ -115,11 +115,11 @@ def diff_document(old_dir: str | Path, new_dir: str | Path, *, tf_plans: Mapping
 
     `tf_plans` maps a stack (`aws`, …) to a Terraform plan JSON file; `name` overrides the marker
     name (default: the plan's name)."""
-    old_doc, new_doc = _load(old_dir), _load(new_dir)
-    if old_doc is None and new_doc is None:
-        raise SkyplanError(f"neither {old_dir} nor {new_dir} holds a plan")
-    plan_name = (new_doc or old_doc)["name"]
-    base = diff_plans(old_doc or _empty(plan_name), new_doc or _empty(plan_name))
+    old_doc = _load(old_dir)
+    # NEW is what the PR compiled: a mistyped path must fail, not read as "every task removed".
+    new_doc = read_plan(new_dir)
+    plan_name = new_doc["name"]
+    base = diff_plans(old_doc or _empty(plan_name), new_doc)
     for change in base["changes"]:
         if change["action"] in ("add", "remove"):
             task = change["new"] or change["old"]
@@ -130,11 +130,9 @@ def diff_document(old_dir: str | Path, new_dir: str | Path, *, tf_plans: Mapping
     old_total = old_side["total_cost"] if old_side else 0.0
     if old_doc is None:
         status = "added"
-    elif new_doc is None:
-        status = "removed"
     else:
         status = "changed" if base["changes"] or base["total_cost_delta"] else "unchanged"
-    terraform = terraform_changes(Path(old_dir) if old_doc else None, Path(new_dir) if new_doc else None)
+    terraform = terraform_changes(Path(old_dir) if old_doc else None, Path(new_dir))
     if status == "unchanged" and any(s["added"] or s["removed"] or s["changed"] for s in terraform.values()):
         status = "changed"  # same placement, other Terraform (a skyplan upgrade, a template change)
     plans = {}
@@ -194,9 +192,6 @@ def _headline(d: Mapping[str, Any]) -> str:
     old, new = d["old"], d["new"]
     if d["status"] == "added":
         return f"### skyplan · {name}: new plan, per-run cost **{fmt.money(new['total_cost'])}**"
-    if d["status"] == "removed":
-        return (f"### skyplan · {name}: plan removed, per-run cost {fmt.money(old['total_cost'])} → "
-                f"**{fmt.money(0)}**")
     delta = d["total_cost_delta"]
     if fmt.money_delta(delta) == "$0.00":
         return f"### skyplan · {name}: per-run cost **{fmt.money(new['total_cost'])}** (no change)"
