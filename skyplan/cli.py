@@ -172,8 +172,12 @@ def _print_pareto(doc: dict[str, Any]) -> None:
 @click.option("--explain", is_flag=True, help="Show runner-up placements, binding constraints and solver statistics.")
 @click.option("--force", is_flag=True,
               help="Replace files in DIR that skyplan did not write (or that were edited since) instead of refusing.")
+@click.option("--check", "check_dir", is_flag=False, flag_value="", default=None, metavar="DIR",
+              help="Write nothing: exit 0 if DIR (or -o) is exactly what this compile would write, "
+                   "else 1 with why (spec, catalog, exclusions changed) and the files that differ.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the plan) instead of tables.")
-def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, explain, force, as_json) -> None:
+def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, explain, force, check_dir,
+                as_json) -> None:
     """Solve SPEC and write the Terraform stacks, cloud-init executors, plan.json and PLAN.md.
 
     DIR keeps MANIFEST.sha256, the files skyplan wrote: a recompile replaces or removes only
@@ -183,6 +187,9 @@ def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, expla
         from skyplan.models import Objective
         from skyplan.pipeline import compile_plan
 
+        if check_dir is not None:
+            return _check(spec, check_dir, out_dir, catalog_dir, exclusions, objective, pareto, explain,
+                          force, as_json)
         out = Path(out_dir) if out_dir else default_out_dir(spec)
         status = None
         if not as_json and sys.stderr.isatty():
@@ -234,6 +241,27 @@ def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, expla
         return 0
 
     _guard(as_json, run)
+
+
+def _check(spec, check_dir, out_dir, catalog_dir, exclusions, objective, pareto, explain, force, as_json) -> int:
+    """`compile --check`: compare DIR with what compile would write; exit 0 current, 1 stale."""
+    from skyplan.check import check_plan
+    from skyplan.models import Objective
+
+    if force:
+        raise SkyplanError("--check writes nothing, so --force does not apply to it")
+    if check_dir and out_dir and Path(check_dir) != Path(out_dir):
+        raise SkyplanError(f"--check {check_dir} and -o {out_dir} name two directories; give one")
+    out = Path(check_dir or out_dir or default_out_dir(spec))
+    if out.exists() and not out.is_dir():
+        raise SkyplanError(f"{out}: exists and is not a directory")
+    result = check_plan(spec, out, catalog_dir=catalog_dir, exclusions=exclusions,
+                        objective=Objective(objective) if objective else None, pareto=pareto, explain=explain)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), sort_keys=True, indent=2))
+    else:
+        click.echo("\n".join(result.summary_lines()))
+    return result.exit_code
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,18 +507,34 @@ def catalog_refresh(cloud, out_dir, regions) -> None:
 @click.option("--format", "output_format", type=click.Choice(["markdown", "json"]), default="markdown",
               show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json (the flag every command takes).")
-def diff_cmd(old_dir, new_dir, output_format, as_json) -> None:
-    """Placement and cost change between two compiled plans (for PR comments)."""
+@click.option("--tf-plan", "tf_plans", multiple=True, metavar="STACK=FILE",
+              help="Also show what `terraform plan` will do to STACK (aws, gcp, …): FILE is `terraform show -json` "
+                   "or `terraform plan -json` output (repeatable).")
+@click.option("--marker", "marker_name", metavar="NAME",
+              help="Name in the hidden marker line <!-- skyplan-diff:NAME --> [the plan's name].")
+def diff_cmd(old_dir, new_dir, output_format, as_json, tf_plans, marker_name) -> None:
+    """Placement, cost and Terraform change between two compiled plans: a PR comment.
+
+    OLD_DIR may be absent (a PR that adds the plan: everything is added). The markdown stays
+    under GitHub's 65,535-character comment limit, folding long lists."""
     as_json = as_json or output_format == "json"
 
     def run() -> int:
-        from skyplan.planfile import diff_markdown, diff_plans, read_plan
+        from skyplan.review.comment import comment_markdown, diff_document
 
-        diff = diff_plans(read_plan(old_dir), read_plan(new_dir))
+        plans = {}
+        for item in tf_plans:
+            stack, sep, path = item.partition("=")
+            if not sep or not stack or not path:
+                raise SkyplanError(f"--tf-plan {item}: expected STACK=FILE (e.g. aws=aws-plan.json)")
+            if stack in plans:
+                raise SkyplanError(f"--tf-plan {item}: {stack} is given twice")
+            plans[stack] = path
+        diff = diff_document(old_dir, new_dir, tf_plans=plans, name=marker_name)
         if as_json:
-            click.echo(json.dumps(diff, sort_keys=True, indent=2))
+            click.echo(json.dumps(diff, sort_keys=True, indent=2, ensure_ascii=False))
         else:
-            click.echo(diff_markdown(diff), nl=False)
+            click.echo(comment_markdown(diff), nl=False)
         return 0
 
     _guard(as_json, run)

@@ -229,7 +229,7 @@ def solve_spec(
     return Solved(spec=spec, catalog=catalog, placement=placement, plan_doc=doc, timings=timings)
 
 
-def compile_plan(
+def build_files(
     spec_path: str | Path,
     out_dir: str | Path,
     *,
@@ -241,25 +241,16 @@ def compile_plan(
     explain: bool = False,
     progress: Progress | None = None,
     spec_text: str | None = None,
-    replace_live: bool = False,
     previous_plan: dict | None = None,
-    force: bool = False,
-) -> CompileResult:
-    """Solve `spec_path` and write the reviewable output directory (DESIGN.md "Output layout").
-
-    `spec_text` replaces reading `spec_path` (see `solve_spec`); `recompile` uses it. A DIR whose
-    stacks still hold resources, or that a run holds, is refused: rewriting its stacks would orphan
-    those machines. Only the apply loop itself (`replace_live`, under its lock) recompiles a live DIR.
-    A DIR holding files skyplan did not write, where it writes, is refused (`outdir.FilesInTheWay`)
-    unless `force`; the apply loop's recompile keeps such files and writes around them."""
-    from skyplan.outdir import files_in_the_way, read_manifest, write_output
+) -> tuple[Solved, dict[str, bytes], tuple[str, ...], float]:
+    """Everything `compile_plan` would write into `out_dir` (relative path → bytes), without
+    writing: the solved plan, the files, the compile warnings and when rendering started
+    (`time.perf_counter()`). `skyplan compile --check` compares these with a committed DIR."""
     from skyplan.planfile import dumps, summary_markdown
     from skyplan.render import render
 
     spec_path = Path(spec_path)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise SkyplanError(f"{out}: exists and is not a directory")
     solved = solve_spec(
         spec_path,
         catalog_dir=catalog_dir,
@@ -292,6 +283,50 @@ def compile_plan(
     files[EXCLUSIONS_FILE] = (
         json.dumps(sorted(set(solved.placement.excluded_zones)), indent=2) + "\n"
     ).encode()
+    return solved, files, warnings, t0
+
+
+def compile_plan(
+    spec_path: str | Path,
+    out_dir: str | Path,
+    *,
+    catalog_dir: str | Path | None = None,
+    exclusions: Sequence[str] = (),
+    objective: Objective | None = None,
+    hint: Placement | None = None,
+    pareto: bool = False,
+    explain: bool = False,
+    progress: Progress | None = None,
+    spec_text: str | None = None,
+    replace_live: bool = False,
+    previous_plan: dict | None = None,
+    force: bool = False,
+) -> CompileResult:
+    """Solve `spec_path` and write the reviewable output directory (DESIGN.md "Output layout").
+
+    `spec_text` replaces reading `spec_path` (see `solve_spec`); `recompile` uses it. A DIR whose
+    stacks still hold resources, or that a run holds, is refused: rewriting its stacks would orphan
+    those machines. Only the apply loop itself (`replace_live`, under its lock) recompiles a live DIR.
+    A DIR holding files skyplan did not write, where it writes, is refused (`outdir.FilesInTheWay`)
+    unless `force`; the apply loop's recompile keeps such files and writes around them."""
+    from skyplan.outdir import files_in_the_way, read_manifest, write_output
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SkyplanError(f"{out}: exists and is not a directory")
+    solved, files, warnings, t0 = build_files(
+        spec_path,
+        out,
+        catalog_dir=catalog_dir,
+        exclusions=exclusions,
+        objective=objective,
+        hint=hint,
+        pareto=pareto,
+        explain=explain,
+        progress=progress,
+        spec_text=spec_text,
+        previous_plan=previous_plan,
+    )
     if replace_live:
         written = write_output(files, out, check=False)
     else:

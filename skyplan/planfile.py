@@ -330,7 +330,8 @@ _COMPARED = ("cloud", "region", "zone", "instance_type", "accelerator", "acceler
 
 
 def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """Placement and cost change between two plan documents (for PR comments)."""
+    """Placement and cost change between two plan documents; `skyplan.review.comment` turns it
+    into the PR comment and the `skyplan diff --json` document."""
     old_tasks = {t["name"]: t for t in old["tasks"]}
     new_tasks = {t["name"]: t for t in new["tasks"]}
     changes = []
@@ -362,45 +363,3 @@ def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]
         "excluded_zones": {"old": old["excluded_zones"], "new": new["excluded_zones"]},
         "changes": changes,
     }
-
-
-def diff_markdown(diff: Mapping[str, Any]) -> str:
-    """A PR comment for a plan diff."""
-    d = diff
-    cost_change = fmt.money_delta(d["total_cost_delta"])
-    time_change = fmt.duration_delta(d["makespan_delta_hours"])
-    out = [
-        "### skyplan: placement change",
-        "",
-        f"Total {fmt.money(d['old']['total_cost'])} → **{fmt.money(d['new']['total_cost'])}** "
-        f"({'no change' if cost_change == '$0.00' else cost_change}); "
-        f"makespan {fmt.duration(d['old']['makespan_hours'])} → **{fmt.duration(d['new']['makespan_hours'])}** "
-        f"({time_change}).",
-        "",
-    ]
-    if not d["changes"]:
-        out.append("No task moved.")
-        return "\n".join(out) + "\n"
-    rows = []
-    for c in d["changes"]:
-        if c["action"] in ("add", "remove"):
-            t = c["new"] or c["old"]
-            cost = t["compute_cost"] + t["egress_cost"]
-            rows.append([("+ " if c["action"] == "add" else "− ") + c["task"], "—" if c["action"] == "add" else _where(t),
-                         _where(t) if c["action"] == "add" else "—",
-                         fmt.money_delta(cost if c["action"] == "add" else -cost)])
-            continue
-        old, new = c["old"], c["new"]
-        rows.append(
-            [
-                c["task"],
-                f"{_where(old)} {old['instance_type']}{' spot' if old['spot'] else ''}",
-                f"{_where(new)} {new['instance_type']}{' spot' if new['spot'] else ''}",
-                fmt.money_delta(c["cost_delta"]),
-            ]
-        )
-    out.append(_md_table(["task", "before", "after", "cost Δ"], rows))
-    new_excl = sorted(set(d["excluded_zones"]["new"]) - set(d["excluded_zones"]["old"]))
-    if new_excl:
-        out += ["", f"Newly excluded: {', '.join(new_excl)}"]
-    return "\n".join(out) + "\n"

@@ -72,9 +72,12 @@ def test_plan_md_terminal_and_diff_read_for_humans(tmp_path):
     diff = skyplan("diff", str(old), str(new))
     assert diff.returncode == 0
     assert not RAW.search(diff.stdout), diff.stdout
-    assert re.search(r"makespan \d+ h \d+ min → \*\*\d+ h( \d+ min)?\*\* \(−\d+ h", diff.stdout), diff.stdout
+    assert re.search(r"\| makespan \| \d+ h \d+ min \| \d+ h( \d+ min)? \| −\d+ h( \d+ min)? \|", diff.stdout), diff.stdout
+    assert re.search(r"^### .*per-run cost \$[\d,.]+ → \*\*\$[\d,.]+\*\* \(\+\$[\d,.]+, \+[\d.]+%\)$", diff.stdout,
+                     re.MULTILINE), diff.stdout
     same = skyplan("diff", str(old), str(old))
-    assert "(no change); makespan" in same.stdout and "(no change)." in same.stdout and "$0.00 →" not in same.stdout
+    assert "(no change)" in same.stdout.splitlines()[1] and "| makespan |" in same.stdout
+    assert re.search(r"\| makespan \| ([^|]+) \| \1 \| no change \|", same.stdout) and "$0.00 →" not in same.stdout
 
 
 def test_diff_takes_json_like_every_command(tmp_path):
