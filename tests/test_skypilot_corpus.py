@@ -1,0 +1,266 @@
+"""SkyPilot's own task and pipeline YAMLs (tests/fixtures/skypilot/, issue 12) compile unchanged.
+
+Each file is compiled from its own directory (so `workdir: .` and relative file_mounts resolve
+as `sky launch` run there would resolve them) against the shipped catalog, and then either
+
+- it compiled, and plan.json honours what the file pins: cloud, region, zone, accelerator and
+  count, `use_spot`, `num_nodes`, and for `ordered` that no earlier alternative was feasible; or
+- it was refused for a cause on `OUT_OF_SCOPE`, the reviewed list of features skyplan does not
+  plan, and the message says what skyplan does instead.
+
+Anything else counts against the rate. The rate reported is of files in scope (all files less
+the out-of-scope refusals); the test fails below `RATCHET`, the rate reached so far, so no change
+may lose ground. The issue's target is >= 95 %. A plan that compiles but ignores a pin fails the
+test outright, whatever the rate: that is a wrong plan, not a missing feature.
+
+Run `python tests/test_skypilot_corpus.py` for the report without pytest.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from skyplan.errors import SkyplanError
+from skyplan.pipeline import compile_plan
+
+CORPUS = Path(__file__).resolve().parent / "fixtures" / "skypilot"
+TARGET = 0.95  # issue 12
+RATCHET = 0.415  # the in-scope compile rate reached; only ever raised
+
+# Reviewed: features skyplan does not plan, by the message it refuses them with. Each pattern
+# also asserts that the message says what skyplan does instead.
+OUT_OF_SCOPE: dict[str, str] = {
+    "service (SkyServe)": r"^service: .*long-running; skyplan plans batch jobs",
+    "pool (SkyPilot worker pools)": r"^pool: .*worker pools are not modelled; see skyplan `pools:`",
+    "api_server_access": r"^api_server_access: .*there is no API server",
+    "a cloud skyplan does not target": r"unsupported cloud `[^`]+`; .*skyplan targets are aws, gcp, azure, local, ssh",
+}
+# SkyPilot's task keys (sky/utils/schemas.py) a task document carries; a pipeline's first
+# document may hold only `name` (and skyplan's spec-level keys).
+_TASK_KEYS = {"run", "setup", "resources", "num_nodes", "envs", "file_mounts", "workdir"}
+_FILE_POS = re.compile(r"^\S+?:\d+: ")
+
+
+@dataclass
+class Outcome:
+    path: Path
+    compiled: bool = False
+    cause: str | None = None  # out-of-scope cause, or the refusal message's key for the rest
+    message: str = ""
+    pin_errors: list[str] = field(default_factory=list)
+
+
+def corpus_files() -> list[Path]:
+    """Every vendored YAML file, sorted by path."""
+    return sorted(p for p in CORPUS.rglob("*") if p.suffix in (".yaml", ".yml"))
+
+
+def _task_docs(path: Path) -> list[dict]:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    return [d for d in docs if _TASK_KEYS & set(d)]
+
+
+def _name(doc: dict, index: int, count: int, path: Path) -> str:
+    if doc.get("name"):
+        return str(doc["name"])
+    return f"task-{index + 1}" if count > 1 else path.stem
+
+
+def _alternatives(resources: dict | None) -> list[dict]:
+    resources = dict(resources or {})
+    group = resources.pop("ordered", None) or resources.pop("any_of", None)
+    if not group:
+        return [resources]
+    return [{**resources, **(alt or {})} for alt in group]
+
+
+def _placement(alt: dict) -> tuple[str | None, str | None, str | None]:
+    if alt.get("infra"):
+        parts = [None if p in ("", "*") else p for p in str(alt["infra"]).split("/")] + [None] * 3
+        return (parts[0].lower() if parts[0] else None), parts[1], parts[2]
+    cloud = alt.get("cloud")
+    return (str(cloud).lower() if cloud else None), alt.get("region"), alt.get("zone")
+
+
+def _accelerators(value) -> set[tuple[str, int]] | None:
+    """The (name, count) choices an `accelerators` value admits, names upper-cased."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        # `{H100:1, H200:1}` is a YAML mapping of `H100:1` to null.
+        return set().union(*({(str(k).upper(), math.ceil(float(v)))} if v is not None else _accelerators(str(k))
+                             for k, v in value.items()))
+    if isinstance(value, list):
+        return set().union(*(_accelerators(v) for v in value))
+    text = str(value).strip()
+    if text.startswith("{") and text.endswith("}"):
+        return set().union(*(_accelerators(p) for p in text[1:-1].split(",") if p.strip()))
+    name, _, count = text.partition(":")
+    # A fraction (`T4:0.5`, SkyPilot's GPU sharing within a cluster) still provisions a whole one.
+    return {(name.strip().upper(), math.ceil(float(count)) if count else 1)}
+
+
+def _same_accelerator(planned: str, pinned: str) -> bool:
+    planned, pinned = planned.upper(), pinned.upper()
+    # SkyPilot's `A100` is the 40 GB part; `A100-40GB` is a spelling of it.
+    return planned == pinned or {planned, pinned} == {"A100", "A100-40GB"}
+
+
+def _mismatch(alt: dict, doc: dict, task: dict) -> list[str]:
+    """Why the planned task does not satisfy this alternative (empty: it does)."""
+    why = []
+    cloud, region, zone = _placement(alt)
+    for key, pinned, planned in (("cloud", cloud, task["cloud"]), ("region", region, task["region"]),
+                                 ("zone", zone, task["zone"])):
+        if pinned is not None and str(pinned) != planned:
+            why.append(f"{key} {pinned} pinned, {planned} planned")
+    accelerators = _accelerators(alt.get("accelerators"))
+    if accelerators is not None:
+        planned = (task["accelerator"] or "", task["accelerator_count"])
+        if not any(_same_accelerator(planned[0], name) and planned[1] == count for name, count in accelerators):
+            why.append(f"accelerators {sorted(accelerators)} pinned, {planned} planned")
+    spot = alt.get("use_spot")
+    if isinstance(spot, bool) and spot != task["spot"]:
+        why.append(f"use_spot {spot} pinned, spot={task['spot']} planned")
+    nodes = doc.get("num_nodes") or 1
+    if int(nodes) != task["num_nodes"]:
+        why.append(f"num_nodes {nodes} pinned, {task['num_nodes']} planned")
+    return why
+
+
+def check_pins(path: Path, plan: dict) -> list[str]:
+    """Each way plan.json departs from what the file pins."""
+    docs = _task_docs(path)
+    planned = {task["name"]: task for task in plan["tasks"]}
+    errors = []
+    for index, doc in enumerate(docs):
+        name = _name(doc, index, len(docs), path)
+        task = planned.get(name)
+        if task is None:
+            errors.append(f"task {name} is not in plan.json (tasks: {sorted(planned)})")
+            continue
+        alternatives = _alternatives(doc.get("resources"))
+        reasons = [_mismatch(alt, doc, task) for alt in alternatives]
+        if all(reasons):
+            errors.append(f"task {name}: plan matches no alternative: {reasons}")
+            continue
+        ordered = (doc.get("resources") or {}).get("ordered")
+        chosen = next(i for i, why in enumerate(reasons) if not why)
+        if ordered and chosen > 0 and _feasible_with(path, doc, ordered[:chosen]):
+            errors.append(f"task {name}: `ordered` alternative {chosen} was planned, an earlier one is feasible")
+    return errors
+
+
+def _feasible_with(path: Path, doc: dict, ordered: list) -> bool:
+    """Whether the file still compiles with its `ordered` list cut to `ordered` (single-task files)."""
+    text = yaml.safe_dump({**doc, "resources": {**doc["resources"], "ordered": ordered}})
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            compile_plan(path, Path(tmp) / "plan", spec_text=text)
+        except SkyplanError:
+            return False
+    return True
+
+
+def classify(message: str) -> tuple[str, bool]:
+    """(cause, out of scope) for a refusal message."""
+    text = _FILE_POS.sub("", message.splitlines()[0] if message else "")
+    for cause, pattern in OUT_OF_SCOPE.items():
+        if re.search(pattern, text):
+            return cause, True
+    key, _, rest = text.partition(": ")
+    # Group the rest by the key that was refused (`resources.any_of[1].infra` -> `resources.infra`)
+    # and the reason with its quoted names blanked.
+    key = re.sub(r"\[[^\]]*\]", "", key)
+    key = re.sub(r"^(file_mounts|envs|secrets)\..*", r"\1.*", key)
+    key = re.sub(r"^resources\.accelerators\..*", "resources.accelerators", key)
+    return f"{key}: {re.sub(r'`[^`]*`', '…', rest)[:90]}", False
+
+
+def run_file(path: Path, out_dir: Path) -> Outcome:
+    """Compile one corpus file from its own directory and judge the result."""
+    outcome = Outcome(path)
+    try:
+        compile_plan(path, out_dir)
+    except SkyplanError as exc:
+        outcome.message = str(exc)
+        outcome.cause, _ = classify(outcome.message)
+        return outcome
+    outcome.compiled = True
+    outcome.pin_errors = check_pins(path, json.loads((out_dir / "plan.json").read_text()))
+    return outcome
+
+
+def run_corpus(tmp: Path) -> list[Outcome]:
+    """Every corpus file's outcome."""
+    return [run_file(path, tmp / str(i)) for i, path in enumerate(corpus_files())]
+
+
+def report(outcomes: list[Outcome]) -> tuple[str, float]:
+    """The printed report and the in-scope compile rate."""
+    total = len(outcomes)
+    compiled = sum(o.compiled for o in outcomes)
+    out_of_scope = [o for o in outcomes if o.cause in OUT_OF_SCOPE]
+    in_scope = total - len(out_of_scope)
+    rate = compiled / in_scope if in_scope else 1.0
+    lines = [
+        f"SkyPilot corpus: {total} files; {compiled} compile ({compiled / total:.1%} of all), "
+        f"{len(out_of_scope)} refused as out of scope; in-scope compile rate {rate:.1%} "
+        f"(target {TARGET:.0%}, ratchet {RATCHET:.1%})",
+    ]
+    groups: dict[str, list[Outcome]] = collections.defaultdict(list)
+    for o in outcomes:
+        if not o.compiled:
+            groups[o.cause or "?"].append(o)
+    for cause, members in sorted(groups.items(), key=lambda item: (item[0] not in OUT_OF_SCOPE, -len(item[1]), item[0])):
+        scope = "out of scope" if cause in OUT_OF_SCOPE else "not yet"
+        lines.append(f"  {len(members):4d}  [{scope}] {cause}  (e.g. {members[0].path.relative_to(CORPUS)})")
+    for o in outcomes:
+        for error in o.pin_errors:
+            lines.append(f"  PIN NOT HONOURED {o.path.relative_to(CORPUS)}: {error}")
+    return "\n".join(lines), rate
+
+
+@pytest.mark.slow
+def test_corpus_compiles_with_honoured_pins(tmp_path: Path) -> None:
+    assert len(corpus_files()) >= 300, "the vendored corpus is missing"
+    outcomes = run_corpus(tmp_path)
+    text, rate = report(outcomes)
+    print("\n" + text)
+    assert not [o for o in outcomes if o.pin_errors], text
+    assert rate >= RATCHET, text
+
+
+def test_out_of_scope_messages_say_what_skyplan_does_instead() -> None:
+    # The reviewed list matches real refusals (a renamed message would silently move a cause
+    # to "not yet"): one file per cause, compiled for real.
+    examples = {
+        "service (SkyServe)": "llm/vllm/service.yaml",
+        "pool (SkyPilot worker pools)": "examples/batch/simple/pool.yaml",
+        "api_server_access": "tests/test_yamls/test_api_access.yaml",
+        "a cloud skyplan does not target": "examples/k8s_cloud_deploy/cloud_k8s.yaml",
+    }
+    assert set(examples) == set(OUT_OF_SCOPE)
+    with tempfile.TemporaryDirectory() as tmp:
+        for cause, rel in examples.items():
+            outcome = run_file(CORPUS / rel, Path(tmp) / "plan")
+            assert not outcome.compiled, rel
+            assert outcome.cause == cause, (rel, outcome.message)
+            assert "\n" not in outcome.message
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        text, _ = report(run_corpus(Path(tmp)))
+    print(text)
+    sys.exit(0)
