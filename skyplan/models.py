@@ -125,6 +125,9 @@ class Task:
     run: str | None = None
     envs: tuple[tuple[str, str], ...] = ()  # sorted by key
     secrets: tuple[str, ...] = ()  # names only: values are read from the environment at apply time
+    # SkyPilot's `envs: {NAME: }` (null: "a value is required at launch"): these names are in
+    # `secrets` too, so their values travel like secrets and are never written into the plan.
+    launch_envs: tuple[str, ...] = ()
     inputs: tuple[DataInput, ...] = ()
     outputs_gb: float = 0.0
     # Runtime estimate. `hours_by_accelerator` overrides `hours` for that accelerator name.

@@ -63,6 +63,8 @@ def _targets_extras(spec: Spec) -> tuple[list[Offering], tuple[Quota, ...], dict
     named = set(spec.allowed.clouds or ())
     for task in spec.tasks:
         named.update(task.allowed.clouds or ())
+        # A SkyPilot file names its target in resources (`infra: local`), not in `allowed`.
+        named.update(option.cloud for option in task.options if option.cloud)
     offerings: list[Offering] = []
     capacity: list[Quota] = []
     enabled: dict[str, bool] = {}
@@ -129,6 +131,16 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
                 "tasks get no node-to-node network or node list on clouds yet"
             )
     return tuple(blockers)
+
+
+def record_launch_values(doc: dict, spec: Spec) -> None:
+    """Give each task of plan.json that needs values at launch `required_at_launch`: the names
+    of its secrets and of its null `envs` (SkyPilot's "value required at launch"). Names only:
+    `skyplan apply` refuses before it creates anything while one is unset in its environment."""
+    for entry in doc["tasks"]:
+        task = spec.task(entry["name"])
+        if task.secrets:
+            entry["required_at_launch"] = sorted(task.secrets)
 
 
 def spot_warnings(placement: Placement) -> tuple[str, ...]:
@@ -226,6 +238,7 @@ def solve_spec(
     }
     doc = plan_document(spec, placement, catalog.info, assumptions)
     doc["apply_blockers"] = sorted(apply_blockers(spec, placement))
+    record_launch_values(doc, spec)
     return Solved(spec=spec, catalog=catalog, placement=placement, plan_doc=doc, timings=timings)
 
 

@@ -555,7 +555,6 @@ BAD = [
     ("name: x\nbudget: cheap\ntasks: [{name: a}]\n", 2, "budget", "expected an amount of US dollars"),
     ("name: x\nobjective: fast\ntasks: [{name: a}]\n", 2, "objective", "expected cost or time, got 'fast'"),
     ("name: x\ntasks: {a: {}}\n", 2, "tasks", "expected a list of tasks, got a mapping"),
-    (TASK + "    envs:\n      TOKEN:\n", 5, "tasks[a].envs.TOKEN", "`TOKEN` has no value"),
     (TASK + "    envs: {MY-VAR: 1}\n", 4, "tasks[a].envs.MY-VAR", "not a valid environment variable name"),
     (TASK + "    envs: {A: [1, 2]}\n", 4, "tasks[a].envs.A", "expected a string, number or boolean, got a list"),
     (TASK + "    file_mounts: {/data: {name: bucket, mode: MOUNT}}\n", 4, "tasks[a].file_mounts./data",
@@ -646,3 +645,13 @@ def test_text_is_used_instead_of_reading_and_hashed():
     spec = load_spec("/does/not/exist.yaml", text=text)
     assert spec.source_file == "/does/not/exist.yaml"
     assert spec.source_sha256 == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_null_env_is_required_at_launch_and_travels_like_a_secret():
+    # SkyPilot's `envs: {HF_TOKEN: }`: a value given at launch. Its value is never in the plan
+    # (it is often a token), so it is a secret name too.
+    spec = load(TASK + "    envs: {HF_TOKEN: null, EPOCHS: 3, LATE: null}\n    secrets: [WANDB]\n")
+    task = spec.task("a")
+    assert task.envs == (("EPOCHS", "3"),)
+    assert task.launch_envs == ("HF_TOKEN", "LATE")
+    assert task.secrets == ("HF_TOKEN", "LATE", "WANDB")

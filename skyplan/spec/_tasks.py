@@ -57,14 +57,17 @@ def parse_task(node: Node, fields: dict[str, Node], *, name: str, spec_allowed: 
     allowed = _merge_allowed(spec_allowed, task_allowed)
     _check_options_allowed(fields.get("resources") or node, options, allowed)
     hours, by_accelerator, given = _hours(fields.get("hours"), options)
+    envs, launch_envs = _envs(fields["envs"]) if _given(fields, "envs") else ((), ())
+    secrets = _secrets(fields["secrets"]) if _given(fields, "secrets") else ()
     return Task(
         name=name,
         options=options,
         num_nodes=_num_nodes(fields["num_nodes"]) if _given(fields, "num_nodes") else 1,
         setup=_script(fields.get("setup")),
         run=_script(fields.get("run")),
-        envs=_envs(fields["envs"]) if _given(fields, "envs") else (),
-        secrets=_secrets(fields["secrets"]) if _given(fields, "secrets") else (),
+        envs=envs,
+        secrets=tuple(sorted({*secrets, *launch_envs})),
+        launch_envs=launch_envs,
         inputs=_inputs(fields["inputs"]) if _given(fields, "inputs") else (),
         outputs_gb=_outputs_gb(fields),
         hours=hours,
@@ -164,16 +167,22 @@ def _script(node: Node | None) -> str | None:
     return node.text("a shell command (a string)")
 
 
-def _envs(node: Node) -> tuple[tuple[str, str], ...]:
-    envs = {}
+def _envs(node: Node) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """(envs with a value, names without one). A null value is SkyPilot's "required at launch":
+    the value comes from where `skyplan apply` runs, like a secret's (it is often a token)."""
+    envs: dict[str, str] = {}
+    at_launch: set[str] = set()
     for key, value in node.entries("a mapping of environment variables"):
         name = key.yaml.value
         if not _ENV_NAME.fullmatch(name):
             key.fail(f"`{name}` is not a valid environment variable name (letters, digits, _)")
         if value.is_null:
-            value.fail(f"`{name}` has no value; give one (skyplan has no --env override)")
-        envs[name] = value.text("a string, number or boolean")
-    return tuple(sorted(envs.items()))
+            at_launch.add(name)
+            envs.pop(name, None)
+        else:
+            envs[name] = value.text("a string, number or boolean")
+            at_launch.discard(name)
+    return tuple(sorted(envs.items())), tuple(sorted(at_launch))
 
 
 def _secrets(node: Node) -> tuple[str, ...]:
