@@ -70,3 +70,62 @@ def test_a_null_env_gets_its_value_from_applys_environment_and_never_reaches_the
     for path in out.rglob("*"):
         if path.is_file():
             assert value.encode() not in path.read_bytes(), path
+
+
+def solved(tmp_path: Path, text: str):
+    """Solve SkyPilot-shaped `text` without writing a plan (the spec and placement)."""
+    from skyplan.pipeline import solve_spec
+
+    spec = tmp_path / "task.yaml"
+    spec.write_text(text)
+    return solve_spec(spec)
+
+
+@pytest.mark.parametrize(("block", "said"), [
+    ("  autostop: {idle_minutes: 10, down: true}\n", "autostop is accepted and has no effect"),
+    ("  autostop: 10\n", "autostop is accepted and has no effect"),
+    ("  labels: {team: ml}\n", "labels are accepted but not yet set"),
+    ("  job_recovery: {strategy: FAILOVER, max_restarts_on_errors: 3}\n", "job_recovery is accepted: skyplan recovers by failover"),
+    ("  spot_recovery: failover\n", "spot_recovery is accepted"),
+])
+def test_accepted_keys_compile_and_say_what_skyplan_does(tmp_path, block, said):
+    result = solved(tmp_path, "resources:\n  cpus: 2\n" + block + "run: echo hi\n")
+    assert any(said in w for w in result.spec.warnings), result.spec.warnings
+
+
+def test_accepted_keys_are_still_checked(tmp_path):
+    with pytest.raises(SkyplanError, match=r"resources.job_recovery: expected a recovery strategy"):
+        solved(tmp_path, "resources:\n  job_recovery: retry-forever\nrun: x\n")
+    with pytest.raises(SkyplanError, match=r"resources.autostop.idle: unknown key"):
+        solved(tmp_path, "resources:\n  autostop: {idle: 3}\nrun: x\n")
+
+
+def test_skypilot_accelerator_spellings(tmp_path):
+    result = solved(tmp_path, "resources: {accelerators: {A100-40GB: 1, H100-80GB: 1}}\nrun: x\n")
+    (task,) = result.spec.tasks
+    assert sorted(o.accelerator.name for o in task.options) == ["A100", "H100"]
+
+
+def test_a_fractional_accelerator_gets_a_whole_one_and_says_so(tmp_path):
+    result = solved(tmp_path, "resources: {accelerators: T4:0.5}\nrun: x\n")
+    assert result.plan_doc["tasks"][0]["accelerator_count"] == 1
+    assert any("T4:0.5 is a share of one T4" in w for w in result.spec.warnings)
+
+
+def test_alternatives_on_clouds_skyplan_does_not_target_are_dropped_with_a_warning(tmp_path):
+    result = solved(tmp_path, "resources:\n  accelerators: A100:8\n  any_of:\n    - infra: lambda\n"
+                              "    - infra: gcp\n    - infra: kubernetes/my-ctx\nrun: x\n")
+    assert result.plan_doc["tasks"][0]["cloud"] == "gcp"
+    assert any("alternatives on lambda, kubernetes dropped: skyplan does not target them" in w
+               for w in result.spec.warnings), result.spec.warnings
+
+
+def test_a_task_left_with_no_targeted_cloud_is_refused_naming_them(tmp_path):
+    with pytest.raises(SkyplanError, match=r"resources.any_of: unsupported cloud `runpod`, `nebius`: skyplan does not "
+                                           r"target them; skyplan targets are aws, gcp, azure, local, ssh"):
+        solved(tmp_path, "resources:\n  any_of:\n    - infra: runpod\n    - cloud: nebius\nrun: x\n")
+    with pytest.raises(SkyplanError, match=r"resources.infra: unsupported cloud `k8s`: skyplan does not target it"):
+        solved(tmp_path, "resources: {infra: k8s}\nrun: x\n")
+    # A typo is still a typo, not an untargeted cloud.
+    with pytest.raises(SkyplanError, match=r"unsupported cloud `gpc`; did you mean `gcp`\?"):
+        solved(tmp_path, "resources: {cloud: gpc}\nrun: x\n")

@@ -35,7 +35,7 @@ from skyplan.pipeline import compile_plan
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "skypilot"
 TARGET = 0.95  # issue 12
-RATCHET = 0.44  # the in-scope compile rate reached; only ever raised
+RATCHET = 0.489  # the in-scope compile rate reached; only ever raised
 
 # Reviewed: features skyplan does not plan, by the message it refuses them with. Each pattern
 # also asserts that the message says what skyplan does instead.
@@ -43,7 +43,8 @@ OUT_OF_SCOPE: dict[str, str] = {
     "service (SkyServe)": r"^service: .*long-running; skyplan plans batch jobs",
     "pool (SkyPilot worker pools)": r"^pool: .*worker pools are not modelled; see skyplan `pools:`",
     "api_server_access": r"^api_server_access: .*there is no API server",
-    "a cloud skyplan does not target": r"unsupported cloud `[^`]+`; .*skyplan targets are aws, gcp, azure, local, ssh",
+    "a cloud skyplan does not target": (r"unsupported cloud `[^`]+`(, `[^`]+`)*: skyplan does not target (it|them); "
+                                        r"skyplan targets are aws, gcp, azure, local, ssh"),
 }
 # SkyPilot's task keys (sky/utils/schemas.py) a task document carries; a pipeline's first
 # document may hold only `name` (and skyplan's spec-level keys).

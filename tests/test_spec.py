@@ -531,10 +531,7 @@ BAD = [
     (TASK + "    accelerators: A100\n", 4, "tasks[a].accelerators", "move it under `resources:`"),
     # keys skyplan cannot honour, refused by name
     ("name: svc\nservice:\n  readiness_probe: /\nrun: serve\n", 2, "service", "cannot honour `service`"),
-    ("run: x\nresources:\n  job_recovery: FAILOVER\n", 3, "resources.job_recovery", "cannot honour `job_recovery`"),
-    (TASK + "    resources: {autostop: 10}\n", 4, "tasks[a].resources.autostop", "cannot honour `autostop`"),
     (TASK + "    event_callback: echo done\n", 4, "tasks[a].event_callback", "cannot honour `event_callback`"),
-    (TASK + "    resources: {labels: {team: ml}}\n", 4, "tasks[a].resources.labels", "cannot honour `labels`"),
     ("name: p\n---\nname: a\nconfig: {}\nrun: x\n", 4, "config", "cannot honour `config`"),
     # wrong types
     (TASK + "    num_nodes: two\n", 4, "tasks[a].num_nodes", "expected a number of nodes, got 'two'"),
@@ -564,8 +561,8 @@ BAD = [
      "unknown accelerator `A1000`; did you mean A100"),
     (TASK + "    resources:\n      accelerators: {H10: 8}\n", 5, "tasks[a].resources.accelerators.H10",
      "unknown accelerator `H10`; did you mean"),
-    (TASK + "    resources: {accelerators: 'A100:0.5'}\n", 4, "tasks[a].resources.accelerators",
-     "expected a whole number of A100 accelerators: 1 to 1,000, got 0.5"),
+    (TASK + "    resources: {accelerators: 'A100:1.5'}\n", 4, "tasks[a].resources.accelerators",
+     "expected a whole number of A100 accelerators: 1 to 1,000, got 1.5"),
     (TASK + "    resources: {accelerators: {A100: 8, V100: 8}}\n    hours: {A100: 3, H100: 2}\n", 5,
      "tasks[a].hours.H100", "this task does not accept accelerator H100 (its accelerators: A100, V100)"),
     (TASK + "    resources: {accelerators: {A100: 8, V100: 8}}\n    hours: {A100: 3}\n", 5,

@@ -6,7 +6,7 @@ import difflib
 from dataclasses import replace
 
 from skyplan.models import ALL_TARGETS, AcceleratorDemand, Quantity, ResourceOption, SpotPolicy
-from skyplan.spec import _ranges, _values
+from skyplan.spec import _ranges, _skypilot, _values
 from skyplan.spec._nodes import Node
 
 # Used when a shape says nothing about size; SkyPilot would pick its default instance type.
@@ -17,10 +17,8 @@ _SHAPE_KEYS = (
     "infra", "instance_type", "image_id", "ports",
 )
 _ALTERNATIVES = ("any_of", "ordered")
+_ACCEPTED = ("autostop", "labels", "job_recovery", "spot_recovery")  # see _skypilot
 REFUSED = {
-    "job_recovery": "skyplan fails over by re-planning; managed-job recovery strategies are not modelled",
-    "autostop": "skyplan machines stop when their task ends",
-    "labels": "instance labels/tags are not rendered",
     "volumes": "attached volumes are not provisioned",
     "network_tier": "network tiers are not priced",
     "disk_tier": "disk tiers are not priced; every disk is the target's default type",
@@ -70,6 +68,7 @@ def parse_resources(node: Node | None, written: dict[str, Node] | None = None) -
             (0 if ordered is None else rank, {**fields, **_shape_fields(item, allow_alternatives=False)})
             for rank, item in enumerate(items)
         ]
+        alternatives = _placeable(group, alternatives)
     ranked: list[tuple[tuple[int, int], ResourceOption]] = []
     for alternative_rank, shape in alternatives:
         for accelerator_rank, option, where in _options(shape):
@@ -79,10 +78,44 @@ def parse_resources(node: Node | None, written: dict[str, Node] | None = None) -
     return _by_preference(ranked)
 
 
+def _placeable(group: Node, alternatives: list[tuple[int, dict[str, Node]]]) -> list[tuple[int, dict[str, Node]]]:
+    """The alternatives on clouds skyplan targets; the others are dropped with a warning naming
+    them. None left: refused, naming the clouds and what skyplan targets."""
+    kept, dropped = [], []
+    for rank, shape in alternatives:
+        where = shape.get("infra") or shape.get("cloud")
+        name = _written_cloud(where) if where is not None and not where.is_null else None
+        if name is not None and name not in ALL_TARGETS and name in _skypilot.SKYPILOT_CLOUDS:
+            dropped.append(name)
+        else:
+            kept.append((rank, shape))
+    if dropped and not kept:
+        group.fail(_not_targeted(dropped))
+    if dropped:
+        group.warn(f"alternatives on {', '.join(dict.fromkeys(dropped))} dropped: skyplan does not target "
+                   f"{'them' if len(set(dropped)) > 1 else 'it'} (it targets {', '.join(ALL_TARGETS)})")
+    return kept
+
+
+def _written_cloud(node: Node) -> str | None:
+    text = node.text() if node.is_scalar else ""
+    return text.split("/")[0].strip().lower() or None
+
+
+def _not_targeted(names: list[str]) -> str:
+    unique = list(dict.fromkeys(names))
+    shown = ", ".join(f"`{n}`" for n in unique)
+    them = "them" if len(unique) > 1 else "it"
+    return f"unsupported cloud {shown}: skyplan does not target {them}; skyplan targets are {', '.join(ALL_TARGETS)}"
+
+
 def _shape_fields(node: Node, *, allow_alternatives: bool) -> dict[str, Node]:
     known = _SHAPE_KEYS + (_ALTERNATIVES if allow_alternatives else ())
     hints = {} if allow_alternatives else {k: "alternatives cannot be nested" for k in _ALTERNATIVES}
-    fields = node.fields(known, refused=REFUSED, hints=hints, what="a mapping of resources")
+    fields = node.fields(known + _ACCEPTED, refused=REFUSED, hints=hints, what="a mapping of resources")
+    for key in _ACCEPTED:
+        if key in fields:
+            _skypilot.accept(key, fields.pop(key))
     if "disk" in fields and "disk_size" in fields:
         fields["disk_size"].fail("give either `disk` or `disk_size`, not both")
     if "disk_size" in fields:
@@ -151,6 +184,8 @@ def _placement(shape: dict[str, Node]) -> tuple[str | None, str | None, str | No
 
 def _cloud(node: Node, text: str | None = None) -> str:
     name = (text if text is not None else node.string("a cloud name")).strip().lower()
+    if name not in ALL_TARGETS and name in _skypilot.SKYPILOT_CLOUDS:
+        node.fail(_not_targeted([name]))
     if name not in ALL_TARGETS:
         close = difflib.get_close_matches(name, ALL_TARGETS, n=1, cutoff=0.5)
         hint = f"did you mean `{close[0]}`? " if close else ""
