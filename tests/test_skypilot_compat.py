@@ -129,3 +129,31 @@ def test_a_task_left_with_no_targeted_cloud_is_refused_naming_them(tmp_path):
     # A typo is still a typo, not an untargeted cloud.
     with pytest.raises(SkyplanError, match=r"unsupported cloud `gpc`; did you mean `gcp`\?"):
         solved(tmp_path, "resources: {cloud: gpc}\nrun: x\n")
+
+
+def test_config_for_untargeted_clouds_is_accepted_and_said_to_do_nothing(tmp_path):
+    result = solved(tmp_path, "config:\n  kubernetes:\n    pod_config: {spec: {}}\n"
+                              "  azure: {remote_identity: SERVICE_ACCOUNT}\nrun: x\n")
+    assert any("config.kubernetes has no effect: skyplan does not target kubernetes" in w for w in result.spec.warnings)
+    assert any("remote_identity SERVICE_ACCOUNT is what skyplan does anyway" in w for w in result.spec.warnings)
+
+
+@pytest.mark.parametrize(("config", "refusal"), [
+    ("  azure: {remote_identity: LOCAL_CREDENTIALS}\n",
+     r"config.azure.remote_identity: config.azure.remote_identity LOCAL_CREDENTIALS cannot be honoured: skyplan never copies"),
+    ("  gcp: {managed_instance_group: {run_duration: 3600}}\n",
+     r"config.gcp.managed_instance_group: config.gcp.managed_instance_group cannot be honoured"),
+    ("  docker: {run_options: [--ipc=host]}\n", r"config.docker: config.docker cannot be honoured yet"),
+    ("  jobs: {controller: {}}\n", r"config.jobs: config.jobs cannot be honoured"),
+])
+def test_config_that_would_change_the_plan_is_refused_by_name(tmp_path, config, refusal):
+    with pytest.raises(SkyplanError, match=refusal):
+        solved(tmp_path, "config:\n" + config + "run: x\n")
+
+
+def test_network_tier_best_is_accepted_with_what_the_machines_get(tmp_path):
+    result = solved(tmp_path, "resources: {cpus: 2, network_tier: best}\nrun: x\n")
+    assert any("network_tier best is accepted, but machines get their cloud's standard network" in w
+               for w in result.spec.warnings)
+    with pytest.raises(SkyplanError, match=r"resources.network_tier: expected standard or best"):
+        solved(tmp_path, "resources: {network_tier: fastest}\nrun: x\n")

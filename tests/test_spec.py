@@ -532,7 +532,7 @@ BAD = [
     # keys skyplan cannot honour, refused by name
     ("name: svc\nservice:\n  readiness_probe: /\nrun: serve\n", 2, "service", "cannot honour `service`"),
     (TASK + "    event_callback: echo done\n", 4, "tasks[a].event_callback", "cannot honour `event_callback`"),
-    ("name: p\n---\nname: a\nconfig: {}\nrun: x\n", 4, "config", "cannot honour `config`"),
+    ("name: p\n---\nname: a\nconfig: {jobs: {}}\nrun: x\n", 4, "config.jobs", "config.jobs cannot be honoured"),
     # wrong types
     (TASK + "    num_nodes: two\n", 4, "tasks[a].num_nodes", "expected a number of nodes, got 'two'"),
     (TASK + "    num_nodes: 0\n", 4, "tasks[a].num_nodes", "expected a number of nodes: a whole number 1 to 1,000, got '0'"),

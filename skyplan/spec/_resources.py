@@ -17,10 +17,9 @@ _SHAPE_KEYS = (
     "infra", "instance_type", "image_id", "ports",
 )
 _ALTERNATIVES = ("any_of", "ordered")
-_ACCEPTED = ("autostop", "labels", "job_recovery", "spot_recovery")  # see _skypilot
+_ACCEPTED = ("autostop", "labels", "job_recovery", "spot_recovery", "network_tier")  # see _skypilot
 REFUSED = {
     "volumes": "attached volumes are not provisioned",
-    "network_tier": "network tiers are not priced",
     "disk_tier": "disk tiers are not priced; every disk is the target's default type",
     "local_disk": "local-disk requirements are not in the catalog",
     "max_hourly_cost": "use the spec's `budget` instead",

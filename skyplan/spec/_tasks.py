@@ -7,14 +7,14 @@ import re
 from dataclasses import replace
 
 from skyplan.models import Allowed, DataInput, ResourceOption, Task
-from skyplan.spec import _ranges, _values
+from skyplan.spec import _ranges, _skypilot, _values
 from skyplan.spec._nodes import Node
 from skyplan.spec._resources import REFUSED as REFUSED_IN_RESOURCES
 from skyplan.spec._resources import cloud_name, parse_resources
 
 TASK_KEYS = (
     "name", "depends_on", "resources", "num_nodes", "setup", "run", "envs", "secrets", "inputs",
-    "outputs", "outputs_gb", "hours", "workdir", "file_mounts", "allowed",
+    "outputs", "outputs_gb", "hours", "workdir", "file_mounts", "allowed", "config",
 )
 REFUSED = {
     **{key: f"{reason}; it belongs under `resources` in SkyPilot too"
@@ -22,7 +22,6 @@ REFUSED = {
     "event_callback": "skyplan reports task events in events.jsonl instead",
     "service": "SkyServe services are long-running; skyplan plans batch jobs",
     "pool": "SkyPilot worker pools are not modelled; see skyplan `pools:` for your own machines",
-    "config": "per-task SkyPilot config overrides are not supported",
     "volumes": "attached volumes are not provisioned",
     "volume_mounts": "attached volumes are not provisioned",
     "managed_secrets": "list secret names under `secrets` instead",
@@ -57,6 +56,8 @@ def parse_task(node: Node, fields: dict[str, Node], *, name: str, spec_allowed: 
     allowed = _merge_allowed(spec_allowed, task_allowed)
     _check_options_allowed(fields.get("resources") or node, options, allowed)
     hours, by_accelerator, given = _hours(fields.get("hours"), options)
+    if _given(fields, "config"):
+        _skypilot.config(fields["config"])
     envs, launch_envs = _envs(fields["envs"]) if _given(fields, "envs") else ((), ())
     secrets = _secrets(fields["secrets"]) if _given(fields, "secrets") else ()
     return Task(
