@@ -36,6 +36,7 @@ from skyplan.models import (
     SpotPolicy,
     Task,
 )
+from skyplan.targets import disks
 
 # Expected extra runtime when a task runs on spot: preemptions, re-provisioning and the work
 # redone since the last checkpoint. An assumption, not a measurement: the AWS Spot Instance
@@ -467,6 +468,7 @@ def _placed_offerings(
         option.cloud,
         option.region,
         option.zone,
+        option.disk_tier,
         rules.clouds,
         rules.regions,
         rules.named_clouds,
@@ -477,6 +479,7 @@ def _placed_offerings(
                 o
                 for o in index.shaped(option)
                 if rules.admits(option, o.location) and not excluded.excludes(o.location)
+                and disks.supports(o.location.cloud, option.disk_tier)
             ]
         )
     return cache[key]

@@ -89,6 +89,7 @@ class ResourceOption:
     cpus: Quantity | None = None
     memory_gib: Quantity | None = None
     disk_gb: int = 256
+    disk_tier: str | None = None  # SkyPilot's low/medium/high/ultra/best; None: the target's default disk
     accelerator: AcceleratorDemand | None = None
     use_spot: SpotPolicy = SpotPolicy.ON_DEMAND
     cloud: str | None = None

@@ -143,6 +143,24 @@ def record_launch_values(doc: dict, spec: Spec) -> None:
             entry["required_at_launch"] = sorted(task.secrets)
 
 
+def record_disks(doc: dict, spec: Spec, placement: Placement) -> None:
+    """Give each task of plan.json whose shape names a `disk_tier` its boot disk: the tier as
+    written, the cloud's disk type and provisioned IOPS (`skyplan.targets.disks`). Disks are not
+    priced in the plan yet, the default disk no more than a tiered one."""
+    from skyplan.targets.cloud import chosen_option
+    from skyplan.targets.disks import disk_for
+
+    placed = {tp.task: tp.candidate.offering for tp in placement.tasks}
+    for entry in doc["tasks"]:
+        offering = placed[entry["name"]]
+        option = chosen_option(spec.task(entry["name"]), offering)
+        if option.disk_tier is None:
+            continue
+        disk = disk_for(offering.cloud, offering.instance_type, option.disk_tier)
+        entry["disk"] = {"tier": option.disk_tier, "size_gb": option.disk_gb,
+                         "type": disk.type if disk else None, "iops": disk.iops if disk else None}
+
+
 def spot_warnings(placement: Placement) -> tuple[str, ...]:
     """A warning per task placed on spot where spot is not cheaper than on-demand.
 
@@ -239,6 +257,7 @@ def solve_spec(
     doc = plan_document(spec, placement, catalog.info, assumptions)
     doc["apply_blockers"] = sorted(apply_blockers(spec, placement))
     record_launch_values(doc, spec)
+    record_disks(doc, spec, placement)
     return Solved(spec=spec, catalog=catalog, placement=placement, plan_doc=doc, timings=timings)
 
 

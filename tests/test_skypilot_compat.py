@@ -157,3 +157,51 @@ def test_network_tier_best_is_accepted_with_what_the_machines_get(tmp_path):
                for w in result.spec.warnings)
     with pytest.raises(SkyplanError, match=r"resources.network_tier: expected standard or best"):
         solved(tmp_path, "resources: {network_tier: fastest}\nrun: x\n")
+
+
+@pytest.mark.parametrize(("infra", "tier", "disk", "rendered"), [
+    ("aws", "best", {"type": "io2", "iops": 20000}, ['disk_type          = "io2"', "disk_iops          = 20000"]),
+    ("aws", "high", {"type": "gp3", "iops": 7000},
+     ['disk_type          = "gp3"', "disk_iops          = 7000", "disk_throughput    = 437"]),
+    ("aws", "low", {"type": "standard", "iops": None}, ['disk_type          = "standard"']),
+    ("gcp", "ultra", {"type": "pd-extreme", "iops": 20000},
+     ['disk_type             = "pd-extreme"', "disk_iops             = 20000"]),
+    ("gcp", "medium", {"type": "pd-balanced", "iops": None}, ['disk_type             = "pd-balanced"']),
+    ("azure", "best", {"type": "Premium_LRS", "iops": None}, ['disk_type            = "Premium_LRS"']),
+    ("azure", "low", {"type": "Standard_LRS", "iops": None}, ['disk_type            = "Standard_LRS"']),
+])
+def test_disk_tier_is_each_clouds_disk_type_in_plan_and_stack(tmp_path, infra, tier, disk, rendered):
+    from schema_check import check_stack
+
+    # n2-standard-64 has pd-extreme on gcp (smaller n2s, n1, a2, g2 do not).
+    shape = "instance_type: n2-standard-64" if infra == "gcp" else "cpus: 4"
+    out, plan = compiled(tmp_path, f"resources: {{infra: {infra}, {shape}, disk_tier: {tier}, disk_size: 300}}\n"
+                                   "run: x\n")
+    (task,) = plan["tasks"]
+    assert task["disk"] == {"tier": tier, "size_gb": 300, **disk}, task
+    main = (out / infra / "main.tf").read_text()
+    for line in rendered:
+        assert line in main, (line, main)
+    assert check_stack(out / infra) == []
+
+
+def test_gcp_series_without_pd_extreme_get_pd_ssd_for_ultra():
+    from skyplan.targets.disks import disk_for
+
+    assert disk_for("gcp", "a2-highgpu-1g", "ultra").type == "pd-ssd"
+    assert disk_for("gcp", "n2-standard-32", "best").type == "pd-ssd"
+    assert disk_for("gcp", "n2-standard-64", "best").type == "pd-extreme"
+    assert disk_for("gcp", "a3-highgpu-8g", "low").type == "pd-balanced"
+    assert disk_for("gcp", "a3-highgpu-8g", "ultra").type == "hyperdisk-balanced"
+    assert disk_for("gcp", "n4-standard-8", "low").type == "hyperdisk-balanced"
+    assert disk_for("aws", "m6i.large", None) is None
+
+
+def test_an_ultra_disk_is_never_placed_on_azure(tmp_path):
+    with pytest.raises(SkyplanError):
+        solved(tmp_path, "resources: {infra: azure, cpus: 4, disk_tier: ultra}\nrun: x\n")
+    result = solved(tmp_path, "resources:\n  cpus: 4\n  disk_tier: ultra\n  any_of: [{infra: azure}, {infra: aws}]\n"
+                              "run: x\n")
+    assert result.plan_doc["tasks"][0]["cloud"] == "aws"
+    with pytest.raises(SkyplanError, match=r"resources.disk_tier: expected a disk tier \(low, medium, high, ultra, best\)"):
+        solved(tmp_path, "resources: {disk_tier: fast}\nrun: x\n")

@@ -13,14 +13,13 @@ from skyplan.spec._nodes import Node
 DEFAULT_CPUS = Quantity(2, at_least=True)
 
 _SHAPE_KEYS = (
-    "cpus", "memory", "disk", "disk_size", "accelerators", "use_spot", "cloud", "region", "zone",
+    "cpus", "memory", "disk", "disk_size", "disk_tier", "accelerators", "use_spot", "cloud", "region", "zone",
     "infra", "instance_type", "image_id", "ports",
 )
 _ALTERNATIVES = ("any_of", "ordered")
 _ACCEPTED = ("autostop", "labels", "job_recovery", "spot_recovery", "network_tier")  # see _skypilot
 REFUSED = {
     "volumes": "attached volumes are not provisioned",
-    "disk_tier": "disk tiers are not priced; every disk is the target's default type",
     "local_disk": "local-disk requirements are not in the catalog",
     "max_hourly_cost": "use the spec's `budget` instead",
     "accelerator_args": "TPU runtime arguments are not rendered",
@@ -131,6 +130,7 @@ def _options(shape: dict[str, Node]) -> list[tuple[int, ResourceOption, Node | N
         memory_gib=_values.quantity(shape["memory"], "GiB of memory", _ranges.MEMORY_GIB,
                                                   sized=True) if "memory" in shape else None,
         disk_gb=_disk(shape["disk"]) if "disk" in shape else ResourceOption.disk_gb,
+        disk_tier=_disk_tier(shape["disk_tier"]) if "disk_tier" in shape else None,
         use_spot=_use_spot(shape["use_spot"]) if "use_spot" in shape else SpotPolicy.ON_DEMAND,
         cloud=cloud,
         region=region,
@@ -204,6 +204,15 @@ def _optional_string(shape: dict[str, Node], key: str, what: str) -> str | None:
 
 def _disk(node: Node) -> int:
     return int(_values.size_gb(node, "a disk size in GB like 256", _ranges.DISK_GB))
+
+
+def _disk_tier(node: Node) -> str:
+    from skyplan.targets.disks import TIERS
+
+    tier = node.string(f"a disk tier ({', '.join(TIERS)})").strip().lower()
+    if tier not in TIERS:
+        node.expected(f"a disk tier ({', '.join(TIERS)})")
+    return tier
 
 
 def _use_spot(node: Node) -> SpotPolicy:

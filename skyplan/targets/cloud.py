@@ -13,6 +13,7 @@ import yaml
 from skyplan.errors import RenderError
 from skyplan.models import FailureScope, Offering, ResourceOption, Task
 from skyplan.targets.base import Failure, StackContext, StackTask, Target
+from skyplan.targets.disks import Disk, disk_for
 from skyplan.targets.templating import render_templates
 
 # User data. Each task's `cloud-init/<task-slug>.yaml` is written once per task, but two values in
@@ -149,6 +150,7 @@ class NodeFacts:
     disk_gb: int
     ports: tuple[int, ...]
     image_id: str | None
+    disk: Disk | None = None  # from `disk_tier`; None: the node module's default disk
 
 
 def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
@@ -174,6 +176,7 @@ def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
         disk_gb=opt.disk_gb,
         ports=tuple(sorted(set(opt.ports))),
         image_id=opt.image_id,
+        disk=disk_for(off.location.cloud, off.instance_type, opt.disk_tier),
     )
 
 
