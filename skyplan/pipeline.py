@@ -91,17 +91,17 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
     refuses to create anything while any remains (exit 2). Instances reach storage only through
     their own cloud's identity (IAM role, service account, managed identity) — skyplan never
     writes a key — so a cloud task needs storage on its own cloud."""
+    from skyplan.targets.cloud import chosen_option, container_image
+
     cloud_tasks = [tp for tp in placement.tasks if tp.candidate.location.cloud in _CLOUDS]
-    if not cloud_tasks:
-        return ()
     used = sorted({tp.candidate.location.cloud for tp in cloud_tasks})
-    blockers = []
-    if not spec.storage:
+    blockers: list[str] = []
+    if cloud_tasks and not spec.storage:
         blockers.append(
             f"no `storage:` in the spec: tasks on {', '.join(used)} could not stage inputs/outputs or report "
             "their exit status; set `storage:` to a bucket on the cloud that runs them"
         )
-    else:
+    elif cloud_tasks:
         scheme = spec.storage.partition("://")[0].lower()
         storage_cloud = _STORAGE_SCHEMES.get(scheme)
         if scheme == "az":
@@ -118,6 +118,11 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
                     "and would need cross-cloud credentials, which skyplan never writes; keep `allowed.clouds` "
                     "to the storage's cloud"
                 )
+    for tp in placement.tasks:
+        image = container_image(chosen_option(spec.task(tp.task), tp.candidate.offering))
+        if image:
+            blockers.append(f"task {tp.task} runs in container {image} (image_id: docker:…): skyplan records it "
+                            "but does not run tasks in containers yet")
     for tp in cloud_tasks:
         task = spec.task(tp.task)
         if task.secrets:
@@ -143,17 +148,20 @@ def record_launch_values(doc: dict, spec: Spec) -> None:
             entry["required_at_launch"] = sorted(task.secrets)
 
 
-def record_disks(doc: dict, spec: Spec, placement: Placement) -> None:
-    """Give each task of plan.json whose shape names a `disk_tier` its boot disk: the tier as
-    written, the cloud's disk type and provisioned IOPS (`skyplan.targets.disks`). Disks are not
-    priced in the plan yet, the default disk no more than a tiered one."""
-    from skyplan.targets.cloud import chosen_option
+def record_machine_extras(doc: dict, spec: Spec, placement: Placement) -> None:
+    """Give each task of plan.json what its shape asks of the machine beyond the offering:
+    `container` for `image_id: docker:<image>` (recorded; apply refuses until containers run), and
+    for a `disk_tier` its boot `disk`: the tier as written, the cloud's disk type and provisioned
+    IOPS (`skyplan.targets.disks`). Disks are not priced in the plan yet, tiered or default."""
+    from skyplan.targets.cloud import chosen_option, container_image
     from skyplan.targets.disks import disk_for
 
     placed = {tp.task: tp.candidate.offering for tp in placement.tasks}
     for entry in doc["tasks"]:
         offering = placed[entry["name"]]
         option = chosen_option(spec.task(entry["name"]), offering)
+        if container_image(option):
+            entry["container"] = container_image(option)
         if option.disk_tier is None:
             continue
         disk = disk_for(offering.cloud, offering.instance_type, option.disk_tier)
@@ -257,7 +265,7 @@ def solve_spec(
     doc = plan_document(spec, placement, catalog.info, assumptions)
     doc["apply_blockers"] = sorted(apply_blockers(spec, placement))
     record_launch_values(doc, spec)
-    record_disks(doc, spec, placement)
+    record_machine_extras(doc, spec, placement)
     return Solved(spec=spec, catalog=catalog, placement=placement, plan_doc=doc, timings=timings)
 
 

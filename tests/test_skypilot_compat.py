@@ -205,3 +205,16 @@ def test_an_ultra_disk_is_never_placed_on_azure(tmp_path):
     assert result.plan_doc["tasks"][0]["cloud"] == "aws"
     with pytest.raises(SkyplanError, match=r"resources.disk_tier: expected a disk tier \(low, medium, high, ultra, best\)"):
         solved(tmp_path, "resources: {disk_tier: fast}\nrun: x\n")
+
+
+@pytest.mark.parametrize("infra", ["aws", "gcp", "azure"])
+def test_a_docker_image_is_recorded_never_used_as_the_machine_image_and_blocks_apply(tmp_path, infra):
+    out, plan = compiled(tmp_path, f"resources: {{infra: {infra}, cpus: 4, image_id: 'docker:nvcr.io/nvidia/pytorch:25.02-py3'}}\n"
+                                   "run: x\n")
+    (task,) = plan["tasks"]
+    assert task["container"] == "nvcr.io/nvidia/pytorch:25.02-py3"
+    assert any("runs in container nvcr.io/nvidia/pytorch:25.02-py3" in b and "does not run tasks in containers yet" in b
+               for b in plan["apply_blockers"]), plan["apply_blockers"]
+    stack = "\n".join(p.read_text() for p in (out / infra).glob("*.tf"))
+    assert "docker:" not in stack and "nvcr.io" not in stack
+    assert "apply will refuse: task task runs in container" in (out / "PLAN.md").read_text()
