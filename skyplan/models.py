@@ -138,6 +138,8 @@ class Task:
     depends_on: tuple[str, ...] = ()
     allowed: Allowed = Allowed()
     workdir: str | None = None
+    # SkyPilot's `workdir: {url, ref}`: (url, ref or "") of a git repository; recorded, not fetched yet.
+    workdir_git: tuple[str, str] | None = None
     file_mounts: tuple[tuple[str, str], ...] = ()
     pos: SourcePos | None = None
 

@@ -119,6 +119,10 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
                     "to the storage's cloud"
                 )
     for tp in placement.tasks:
+        git = spec.task(tp.task).workdir_git
+        if git:
+            blockers.append(f"task {tp.task}'s workdir is the git repository {git[0]}{' at ' + git[1] if git[1] else ''}: "
+                            "skyplan records it but does not fetch git workdirs yet; clone it and give the directory")
         image = container_image(chosen_option(spec.task(tp.task), tp.candidate.offering))
         if image:
             blockers.append(f"task {tp.task} runs in container {image} (image_id: docker:…): skyplan records it "
@@ -162,6 +166,9 @@ def record_machine_extras(doc: dict, spec: Spec, placement: Placement) -> None:
         option = chosen_option(spec.task(entry["name"]), offering)
         if container_image(option):
             entry["container"] = container_image(option)
+        git = spec.task(entry["name"]).workdir_git
+        if git:
+            entry["workdir_git"] = {"url": git[0], "ref": git[1] or None}
         if option.disk_tier is None:
             continue
         disk = disk_for(offering.cloud, offering.instance_type, option.disk_tier)

@@ -218,3 +218,15 @@ def test_a_docker_image_is_recorded_never_used_as_the_machine_image_and_blocks_a
     stack = "\n".join(p.read_text() for p in (out / infra).glob("*.tf"))
     assert "docker:" not in stack and "nvcr.io" not in stack
     assert "apply will refuse: task task runs in container" in (out / "PLAN.md").read_text()
+
+
+def test_a_git_workdir_is_recorded_and_apply_refuses_until_it_is_fetched(tmp_path):
+    out, plan = compiled(tmp_path, "resources: {infra: aws, cpus: 4}\n"
+                                   "workdir:\n  url: https://github.com/NovaSky-AI/SkyRL.git\n  ref: skyrl_train-v0.4.0\n"
+                                   "run: ls\n")
+    (task,) = plan["tasks"]
+    assert task["workdir_git"] == {"url": "https://github.com/NovaSky-AI/SkyRL.git", "ref": "skyrl_train-v0.4.0"}
+    assert any("workdir is the git repository https://github.com/NovaSky-AI/SkyRL.git at skyrl_train-v0.4.0" in b
+               for b in plan["apply_blockers"])
+    with pytest.raises(SkyplanError, match=r"workdir: a git workdir needs `url`"):
+        solved(tmp_path, "workdir: {ref: main}\nrun: x\n")

@@ -76,7 +76,8 @@ def parse_task(node: Node, fields: dict[str, Node], *, name: str, spec_allowed: 
         hours_given=given,
         depends_on=depends_on(fields["depends_on"]) if _given(fields, "depends_on") else (),
         allowed=allowed,
-        workdir=_workdir(fields["workdir"]) if _given(fields, "workdir") else None,
+        workdir=_workdir(fields["workdir"]) if _given(fields, "workdir") and not fields["workdir"].is_mapping else None,
+        workdir_git=_workdir_git(fields["workdir"]) if _given(fields, "workdir") and fields["workdir"].is_mapping else None,
         file_mounts=_file_mounts(fields["file_mounts"]) if _given(fields, "file_mounts") else (),
         # Named the same way in every file shape, so later stages can point at the task.
         pos=node.pos(f"tasks[{name}]"),
@@ -294,9 +295,17 @@ def _hours(node: Node | None, options: tuple[ResourceOption, ...]) -> tuple[floa
 
 
 def _workdir(node: Node) -> str:
-    if node.is_mapping:
-        node.fail("git workdirs ({url, ref}) are not supported yet; give a local directory")
-    return node.string("a directory path")
+    return node.string("a directory path or {url, ref} of a git repository")
+
+
+def _workdir_git(node: Node) -> tuple[str, str]:
+    """SkyPilot's git workdir `{url, ref}` (ref: a branch, tag or commit; optional)."""
+    fields = node.fields(("url", "ref"), what="a git workdir {url, ref}")
+    if not _given(fields, "url"):
+        node.fail("a git workdir needs `url`")
+    url = fields["url"].string("a git repository URL").strip()
+    ref = fields["ref"].string("a branch, tag or commit").strip() if _given(fields, "ref") else ""
+    return url, ref
 
 
 def _file_mounts(node: Node) -> tuple[tuple[str, str], ...]:
