@@ -141,6 +141,9 @@ class Task:
     # SkyPilot's `workdir: {url, ref}`: (url, ref or "") of a git repository; recorded, not fetched yet.
     workdir_git: tuple[str, str] | None = None
     file_mounts: tuple[tuple[str, str], ...] = ()
+    # SkyPilot storage mounts skyplan cannot copy (MOUNT / MOUNT_CACHED modes, buckets by name):
+    # (remote path, description); recorded in plan.json, apply refuses until buckets are mounted.
+    storage_mounts: tuple[tuple[str, str], ...] = ()
     pos: SourcePos | None = None
 
     def hours_for(self, accelerator: str | None) -> float:

@@ -119,6 +119,9 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
                     "to the storage's cloud"
                 )
     for tp in placement.tasks:
+        for remote, what in spec.task(tp.task).storage_mounts:
+            blockers.append(f"task {tp.task} mounts a bucket at {remote} ({what}): skyplan records it but does not "
+                            "mount buckets yet (a COPY mount with a source, or a plain `path: URI`, is copied)")
         git = spec.task(tp.task).workdir_git
         if git:
             blockers.append(f"task {tp.task}'s workdir is the git repository {git[0]}{' at ' + git[1] if git[1] else ''}: "
@@ -166,6 +169,8 @@ def record_machine_extras(doc: dict, spec: Spec, placement: Placement) -> None:
         option = chosen_option(spec.task(entry["name"]), offering)
         if container_image(option):
             entry["container"] = container_image(option)
+        if spec.task(entry["name"]).storage_mounts:
+            entry["storage_mounts"] = dict(spec.task(entry["name"]).storage_mounts)
         git = spec.task(entry["name"]).workdir_git
         if git:
             entry["workdir_git"] = {"url": git[0], "ref": git[1] or None}

@@ -230,3 +230,22 @@ def test_a_git_workdir_is_recorded_and_apply_refuses_until_it_is_fetched(tmp_pat
                for b in plan["apply_blockers"])
     with pytest.raises(SkyplanError, match=r"workdir: a git workdir needs `url`"):
         solved(tmp_path, "workdir: {ref: main}\nrun: x\n")
+
+
+def test_a_copy_storage_mount_with_a_source_is_a_plain_mount(tmp_path):
+    result = solved(tmp_path, "file_mounts:\n  /data:\n    source: s3://bucket/data\n    mode: COPY\n"
+                              "  /code:\n    name: my-code-bucket\n    source: ./src\n    mode: COPY\nrun: x\n")
+    (task,) = result.spec.tasks
+    assert task.file_mounts == (("/code", "./src"), ("/data", "s3://bucket/data"))
+    assert task.storage_mounts == ()
+    assert any("bucket name of a COPY mount is not created" in w for w in result.spec.warnings)
+
+
+def test_a_mounted_bucket_is_recorded_and_apply_refuses_until_buckets_are_mounted(tmp_path):
+    out, plan = compiled(tmp_path, "resources: {infra: gcp, cpus: 4}\nfile_mounts:\n  /ckpt:\n    name: my-ckpts\n"
+                                   "    store: gcs\n  /data:\n    source: gs://ds\nrun: x\n")
+    (task,) = plan["tasks"]
+    assert task["storage_mounts"] == {"/ckpt": "mode MOUNT, bucket my-ckpts, store gcs",
+                                      "/data": "mode MOUNT, source gs://ds"}
+    assert any("mounts a bucket at /ckpt (mode MOUNT, bucket my-ckpts, store gcs): skyplan records it but does not "
+               "mount buckets yet" in b for b in plan["apply_blockers"]), plan["apply_blockers"]

@@ -554,8 +554,10 @@ BAD = [
     ("name: x\ntasks: {a: {}}\n", 2, "tasks", "expected a list of tasks, got a mapping"),
     (TASK + "    envs: {MY-VAR: 1}\n", 4, "tasks[a].envs.MY-VAR", "not a valid environment variable name"),
     (TASK + "    envs: {A: [1, 2]}\n", 4, "tasks[a].envs.A", "expected a string, number or boolean, got a list"),
-    (TASK + "    file_mounts: {/data: {name: bucket, mode: MOUNT}}\n", 4, "tasks[a].file_mounts./data",
-     "storage mounts ({name, source, mode}) are not supported yet"),
+    (TASK + "    file_mounts: {/data: {mode: COPY}}\n", 4, "tasks[a].file_mounts./data",
+     "a storage mount needs `source` or `name`"),
+    (TASK + "    file_mounts: {/data: {name: b, mode: SYNC}}\n", 4, "tasks[a].file_mounts./data.mode",
+     "expected COPY, MOUNT or MOUNT_CACHED"),
     # accelerators
     (TASK + "    resources:\n      accelerators: A1000:8\n", 5, "tasks[a].resources.accelerators",
      "unknown accelerator `A1000`; did you mean A100"),

@@ -60,6 +60,7 @@ def parse_task(node: Node, fields: dict[str, Node], *, name: str, spec_allowed: 
         _skypilot.config(fields["config"])
     envs, launch_envs = _envs(fields["envs"]) if _given(fields, "envs") else ((), ())
     secrets = _secrets(fields["secrets"]) if _given(fields, "secrets") else ()
+    mounts, storage_mounts = _file_mounts(fields["file_mounts"]) if _given(fields, "file_mounts") else ((), ())
     return Task(
         name=name,
         options=options,
@@ -78,7 +79,8 @@ def parse_task(node: Node, fields: dict[str, Node], *, name: str, spec_allowed: 
         allowed=allowed,
         workdir=_workdir(fields["workdir"]) if _given(fields, "workdir") and not fields["workdir"].is_mapping else None,
         workdir_git=_workdir_git(fields["workdir"]) if _given(fields, "workdir") and fields["workdir"].is_mapping else None,
-        file_mounts=_file_mounts(fields["file_mounts"]) if _given(fields, "file_mounts") else (),
+        file_mounts=mounts,
+        storage_mounts=storage_mounts,
         # Named the same way in every file shape, so later stages can point at the task.
         pos=node.pos(f"tasks[{name}]"),
     )
@@ -308,13 +310,46 @@ def _workdir_git(node: Node) -> tuple[str, str]:
     return url, ref
 
 
-def _file_mounts(node: Node) -> tuple[tuple[str, str], ...]:
-    mounts = {}
+def _file_mounts(node: Node) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """(copied mounts: remote path → local path or URI, storage mounts skyplan records only).
+
+    A SkyPilot storage mount `{source, mode: COPY}` copies its source onto the machine, which is
+    what a plain `remote: source` mount does, so it is one (a `name` for the bucket SkyPilot
+    would fill from a local source is not created). Other storage mounts (`mode: MOUNT` or
+    `MOUNT_CACHED`, SkyPilot's default MOUNT, a bucket by `name` alone) keep a bucket attached
+    while the task runs: recorded, refused by apply until skyplan mounts buckets."""
+    mounts: dict[str, str] = {}
+    storage: dict[str, str] = {}
     for key, value in node.entries("a mapping of remote path to local path or URI"):
-        if value.is_mapping:
-            value.fail("storage mounts ({name, source, mode}) are not supported yet; give a path or URI")
-        mounts[key.string("a remote path")] = value.string("a local path or URI")
-    return tuple(sorted(mounts.items()))
+        remote = key.string("a remote path")
+        if not value.is_mapping:
+            mounts[remote] = value.string("a local path or URI")
+            continue
+        fields = value.fields(("name", "source", "mode", "store", "persistent", "config"),
+                              what="a storage mount {name, source, mode, store}")
+        mode = fields["mode"].string("COPY, MOUNT or MOUNT_CACHED").strip().upper() if _given(fields, "mode") else "MOUNT"
+        if mode not in ("COPY", "MOUNT", "MOUNT_CACHED"):
+            fields["mode"].expected("COPY, MOUNT or MOUNT_CACHED")
+        source = fields["source"] if _given(fields, "source") else None
+        if source is not None and not source.is_scalar:
+            source.fail("a storage mount with several sources is not supported; give one path or URI")
+        if mode == "COPY" and source is not None:
+            mounts[remote] = source.string("a local path or URI")
+            if _given(fields, "name"):
+                fields["name"].warn("the bucket name of a COPY mount is not created: skyplan copies the source "
+                                    "onto the machine through its own storage")
+            continue
+        if not _given(fields, "name") and source is None:
+            value.fail("a storage mount needs `source` or `name`")
+        parts = [f"mode {mode}"]
+        if _given(fields, "name"):
+            parts.append(f"bucket {fields['name'].string('a bucket name').strip()}")
+        if source is not None:
+            parts.append(f"source {source.string('a local path or URI').strip()}")
+        if _given(fields, "store"):
+            parts.append(f"store {fields['store'].string('a store name').strip()}")
+        storage[remote] = ", ".join(parts)
+    return tuple(sorted(mounts.items())), tuple(sorted(storage.items()))
 
 
 def with_dependency(task: Task, names: tuple[str, ...]) -> Task:
