@@ -249,3 +249,47 @@ def test_a_mounted_bucket_is_recorded_and_apply_refuses_until_buckets_are_mounte
                                       "/data": "mode MOUNT, source gs://ds"}
     assert any("mounts a bucket at /ckpt (mode MOUNT, bucket my-ckpts, store gcs): skyplan records it but does not "
                "mount buckets yet" in b for b in plan["apply_blockers"]), plan["apply_blockers"]
+
+
+SKYPILOT_PIPELINE = """\
+name: sky-pipeline
+---
+name: prep
+resources:
+  infra: local
+  cpus: 1+
+  disk_tier: best
+  autostop: 10
+  job_recovery: {max_restarts_on_errors: 1}
+workdir: .
+envs:
+  GREETING: hello
+  HF_TOKEN:
+run: |
+  cat data.txt > "$SKYPLAN_OUTPUT_DIR/prep.txt"
+  echo "$GREETING ${#HF_TOKEN}" >> "$SKYPLAN_OUTPUT_DIR/prep.txt"
+---
+name: train
+resources:
+  ordered:
+    - infra: local
+      cpus: 1+
+    - infra: aws
+      accelerators: A10g
+run: cat "$SKYPLAN_INPUT_DIR"/prep/prep.txt > "$SKYPLAN_OUTPUT_DIR/train.txt"
+"""
+
+
+@pytest.mark.slow
+def test_a_skypilot_pipeline_runs_end_to_end_on_local(tmp_path, local_zones, monkeypatch):
+    # A SkyPilot pipeline YAML as `sky jobs launch` takes it: `---` documents chained, a workdir
+    # relative to the file, a null env given at launch, keys skyplan accepts without acting on,
+    # and `ordered` whose first (local) alternative wins over a later cloud one.
+    monkeypatch.setenv("HF_TOKEN", "12345")
+    (tmp_path / "data.txt").write_text("from the workdir\n")
+    out, plan = compiled(tmp_path, SKYPILOT_PIPELINE)
+    assert {t["name"]: t["cloud"] for t in plan["tasks"]} == {"prep": "local", "train": "local"}
+    assert plan["apply_blockers"] == []
+    assert apply_mod.apply(out, max_attempts=1).ok
+    storage = out / ".skyplan-storage" / "sky-pipeline"
+    assert (storage / "train" / "outputs" / "train.txt").read_text() == "from the workdir\nhello 5\n"
