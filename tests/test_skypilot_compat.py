@@ -293,3 +293,15 @@ def test_a_skypilot_pipeline_runs_end_to_end_on_local(tmp_path, local_zones, mon
     assert apply_mod.apply(out, max_attempts=1).ok
     storage = out / ".skyplan-storage" / "sky-pipeline"
     assert (storage / "train" / "outputs" / "train.txt").read_text() == "from the workdir\nhello 5\n"
+
+
+@pytest.mark.slow
+def test_a_skypilot_num_nodes_2_task_runs_every_node_on_local(tmp_path, local_zones):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    out, plan = compiled(tmp_path, "name: multi\nnum_nodes: 2\nresources: {infra: local, cpus: 1}\n"
+                                   f"run: echo \"$SKYPILOT_NODE_RANK of $SKYPILOT_NUM_NODES\" > {marks}/rank-$SKYPILOT_NODE_RANK\n")
+    (task,) = plan["tasks"]
+    assert task["num_nodes"] == 2 and task["cloud"] == "local"
+    assert apply_mod.apply(out, max_attempts=1).ok
+    assert sorted(p.read_text() for p in marks.iterdir()) == ["0 of 2\n", "1 of 2\n"]
