@@ -305,3 +305,30 @@ def test_a_skypilot_num_nodes_2_task_runs_every_node_on_local(tmp_path, local_zo
     assert task["num_nodes"] == 2 and task["cloud"] == "local"
     assert apply_mod.apply(out, max_attempts=1).ok
     assert sorted(p.read_text() for p in marks.iterdir()) == ["0 of 2\n", "1 of 2\n"]
+
+
+# The causes bench/skypilot_corpus.py counts as out of scope, each refused by name on one line
+# that says what skyplan does instead (the corpus run relies on these messages).
+OUT_OF_SCOPE_CASES = {
+    "service": ("service:\n  readiness_probe: /\nresources: {cpus: 2+}\nrun: python -m http.server\n",
+                r"service: .*long-running; skyplan plans batch jobs"),
+    "pool": ("pool:\n  workers: 2\nresources: {cpus: 2+}\nrun: echo hi\n",
+             r"pool: .*worker pools are not modelled; see skyplan `pools:`"),
+    "api_server_access": ("api_server_access: true\nresources: {cpus: 2+}\nrun: echo hi\n",
+                          r"api_server_access: .*there is no API server"),
+    "untargeted cloud": ("resources: {infra: runpod, accelerators: A100:1}\nrun: echo hi\n",
+                         r"unsupported cloud `runpod`: skyplan does not target it; "
+                         r"skyplan targets are aws, gcp, azure, local, ssh"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUT_OF_SCOPE_CASES))
+def test_out_of_scope_keys_are_refused_by_name_saying_what_skyplan_does(tmp_path, case):
+    import re
+
+    text, pattern = OUT_OF_SCOPE_CASES[case]
+    with pytest.raises(SkyplanError) as err:
+        compiled(tmp_path, text)
+    message = str(err.value)
+    assert "\n" not in message
+    assert re.search(pattern, message), message

@@ -1,7 +1,12 @@
-"""SkyPilot's own task and pipeline YAMLs (tests/fixtures/skypilot/, issue 12) compile unchanged.
+"""How many of SkyPilot's own task and pipeline YAMLs compile unchanged (issue 12), and honour their pins.
 
-Each file is compiled from its own directory (so `workdir: .` and relative file_mounts resolve
-as `sky launch` run there would resolve them) against the shipped catalog, and then either
+    python bench/skypilot_corpus.py PATH/TO/skypilot-checkout [--min-rate 0.834]
+
+reads every YAML under the checkout's `examples/`, `llm/` and `tests/test_yamls/` that holds a
+task document (one with run/setup/resources/num_nodes/envs/file_mounts/workdir; configs, k8s
+manifests, Helm values and Jinja templates are skipped), compiles each one from its own
+directory (so `workdir: .` and relative file_mounts resolve as `sky launch` run there would)
+against the shipped catalog, and then either
 
 - it compiled, and plan.json honours what the file pins: cloud, region, zone, accelerator and
   count, `use_spot`, `num_nodes`, `disk_tier`, and for `ordered` that no earlier alternative was
@@ -9,12 +14,14 @@ as `sky launch` run there would resolve them) against the shipped catalog, and t
 - it was refused for a cause on `OUT_OF_SCOPE`, the reviewed list of features skyplan does not
   plan, and the message says what skyplan does instead.
 
-Anything else counts against the rate. The rate reported is of files in scope (all files less
-the out-of-scope refusals); the test fails below `RATCHET`, the rate reached so far, so no change
-may lose ground. The issue's target is >= 95 %. A plan that compiles but ignores a pin fails the
-test outright, whatever the rate: that is a wrong plan, not a missing feature.
+Anything else counts against the rate, the share of in-scope files (all less the out-of-scope
+refusals) that compile. The issue's target is >= 95 %. A plan that compiles but ignores a pin is
+a wrong plan, not a missing feature: the run exits 1 for it whatever the rate, and also when the
+rate falls below `--min-rate` (default `RATCHET`, the rate reached so far).
 
-Run `python tests/test_skypilot_corpus.py` for the report without pytest.
+The corpus is not vendored: this workplace's rules forbid committing material fetched from
+other repositories, so the run takes a checkout you have (SkyPilot is Apache-2.0). Measured at
+SkyPilot commit 93a24d470288239271c9598abdb14b0e698eebef: see bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -28,13 +35,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import yaml
 
 from skyplan.errors import SkyplanError
 from skyplan.pipeline import compile_plan
 
-CORPUS = Path(__file__).resolve().parent / "fixtures" / "skypilot"
+CORPUS = Path(".")  # set from the command line
+FOLDERS = ("examples", "llm", "tests/test_yamls")
 TARGET = 0.95  # issue 12
 RATCHET = 0.834  # the in-scope compile rate reached; only ever raised
 
@@ -66,8 +73,18 @@ class Outcome:
 
 
 def corpus_files() -> list[Path]:
-    """Every vendored YAML file, sorted by path."""
-    return sorted(p for p in CORPUS.rglob("*") if p.suffix in (".yaml", ".yml"))
+    """Every YAML file of the corpus folders that holds a task document, sorted by path."""
+    found = []
+    for folder in FOLDERS:
+        for p in sorted((CORPUS / folder).rglob("*")):
+            if p.suffix not in (".yaml", ".yml") or not p.is_file():
+                continue
+            try:
+                if _task_docs(p):
+                    found.append(p)
+            except (yaml.YAMLError, UnicodeDecodeError):
+                continue  # a Jinja template or other non-YAML file: not a task
+    return found
 
 
 def _task_docs(path: Path) -> list[dict]:
@@ -258,36 +275,24 @@ def report(outcomes: list[Outcome]) -> tuple[str, float]:
     return "\n".join(lines), rate
 
 
-@pytest.mark.slow
-def test_corpus_compiles_with_honoured_pins(tmp_path: Path) -> None:
-    assert len(corpus_files()) >= 300, "the vendored corpus is missing"
-    outcomes = run_corpus(tmp_path)
-    text, rate = report(outcomes)
-    print("\n" + text)
-    assert not [o for o in outcomes if o.pin_errors], text
-    assert rate >= RATCHET, text
+def main(argv: list[str]) -> int:
+    """Run the corpus under argv[0]; 1 when a pin is not honoured or the rate is below the floor."""
+    import argparse
 
-
-def test_out_of_scope_messages_say_what_skyplan_does_instead() -> None:
-    # The reviewed list matches real refusals (a renamed message would silently move a cause
-    # to "not yet"): one file per cause, compiled for real.
-    examples = {
-        "service (SkyServe)": "llm/vllm/service.yaml",
-        "pool (SkyPilot worker pools)": "examples/batch/simple/pool.yaml",
-        "api_server_access": "tests/test_yamls/test_api_access.yaml",
-        "a cloud skyplan does not target": "examples/k8s_cloud_deploy/cloud_k8s.yaml",
-    }
-    assert set(examples) == set(OUT_OF_SCOPE)
+    global CORPUS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkout", type=Path, help="a checkout of SkyPilot's repository")
+    parser.add_argument("--min-rate", type=float, default=RATCHET)
+    args = parser.parse_args(argv)
+    CORPUS = args.checkout.resolve()
+    if not all((CORPUS / f).is_dir() for f in FOLDERS):
+        parser.error(f"{CORPUS}: not a SkyPilot checkout (needs {', '.join(FOLDERS)})")
     with tempfile.TemporaryDirectory() as tmp:
-        for cause, rel in examples.items():
-            outcome = run_file(CORPUS / rel, Path(tmp) / "plan")
-            assert not outcome.compiled, rel
-            assert outcome.cause == cause, (rel, outcome.message)
-            assert "\n" not in outcome.message
+        outcomes = run_corpus(Path(tmp))
+    text, rate = report(outcomes)
+    print(text)
+    return 1 if [o for o in outcomes if o.pin_errors] or rate < args.min_rate else 0
 
 
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory() as tmp:
-        text, _ = report(run_corpus(Path(tmp)))
-    print(text)
-    sys.exit(0)
+    sys.exit(main(sys.argv[1:]))
