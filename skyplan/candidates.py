@@ -36,6 +36,7 @@ from skyplan.models import (
     SpotPolicy,
     Task,
 )
+from skyplan.targets import disks
 
 # Expected extra runtime when a task runs on spot: preemptions, re-provisioning and the work
 # redone since the last checkpoint. An assumption, not a measurement: the AWS Spot Instance
@@ -360,6 +361,7 @@ def _task_candidates(
                     chosen[key] = (option.preference, spot_hours, offering, spot, price)
     if not shortcut:
         before = len(chosen)
+    chosen = _first_feasible_rank(chosen)
     nodes = task.num_nodes
     egress_at: dict[Location, float] = {}
     key_of: dict[Location, str] = {}
@@ -401,6 +403,20 @@ def _task_candidates(
         for offering, spot, hours, price, egress, preference, usage in _pareto(entries)
     )
     return kept, before
+
+
+def _first_feasible_rank(chosen: dict[tuple[int, bool], tuple]) -> dict[tuple[int, bool], tuple]:
+    """Only the machines of the most preferred rank that has any (values lead with the rank).
+
+    SkyPilot's `ordered` alternatives and accelerator lists mean "try in this order": the first
+    alternative with any machine wins outright, however much cheaper a later one is; the later
+    ones are fallbacks, reached when failover has excluded every zone of the earlier ones (the
+    exclusions are applied before this). A rank that has machines but loses them all to a quota
+    or budget is not skipped: the plan is then infeasible, naming that constraint."""
+    if not chosen:
+        return chosen
+    first = min(entry[0] for entry in chosen.values())
+    return {key: entry for key, entry in chosen.items() if entry[0] == first}
 
 
 class _Placed:
@@ -452,6 +468,7 @@ def _placed_offerings(
         option.cloud,
         option.region,
         option.zone,
+        option.disk_tier,
         rules.clouds,
         rules.regions,
         rules.named_clouds,
@@ -462,6 +479,7 @@ def _placed_offerings(
                 o
                 for o in index.shaped(option)
                 if rules.admits(option, o.location) and not excluded.excludes(o.location)
+                and disks.supports(o.location.cloud, option.disk_tier)
             ]
         )
     return cache[key]

@@ -89,6 +89,7 @@ class ResourceOption:
     cpus: Quantity | None = None
     memory_gib: Quantity | None = None
     disk_gb: int = 256
+    disk_tier: str | None = None  # SkyPilot's low/medium/high/ultra/best; None: the target's default disk
     accelerator: AcceleratorDemand | None = None
     use_spot: SpotPolicy = SpotPolicy.ON_DEMAND
     cloud: str | None = None
@@ -125,6 +126,9 @@ class Task:
     run: str | None = None
     envs: tuple[tuple[str, str], ...] = ()  # sorted by key
     secrets: tuple[str, ...] = ()  # names only: values are read from the environment at apply time
+    # SkyPilot's `envs: {NAME: }` (null: "a value is required at launch"): these names are in
+    # `secrets` too, so their values travel like secrets and are never written into the plan.
+    launch_envs: tuple[str, ...] = ()
     inputs: tuple[DataInput, ...] = ()
     outputs_gb: float = 0.0
     # Runtime estimate. `hours_by_accelerator` overrides `hours` for that accelerator name.
@@ -134,7 +138,12 @@ class Task:
     depends_on: tuple[str, ...] = ()
     allowed: Allowed = Allowed()
     workdir: str | None = None
+    # SkyPilot's `workdir: {url, ref}`: (url, ref or "") of a git repository; recorded, not fetched yet.
+    workdir_git: tuple[str, str] | None = None
     file_mounts: tuple[tuple[str, str], ...] = ()
+    # SkyPilot storage mounts skyplan cannot copy (MOUNT / MOUNT_CACHED modes, buckets by name):
+    # (remote path, description); recorded in plan.json, apply refuses until buckets are mounted.
+    storage_mounts: tuple[tuple[str, str], ...] = ()
     pos: SourcePos | None = None
 
     def hours_for(self, accelerator: str | None) -> float:

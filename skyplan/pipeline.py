@@ -63,6 +63,8 @@ def _targets_extras(spec: Spec) -> tuple[list[Offering], tuple[Quota, ...], dict
     named = set(spec.allowed.clouds or ())
     for task in spec.tasks:
         named.update(task.allowed.clouds or ())
+        # A SkyPilot file names its target in resources (`infra: local`), not in `allowed`.
+        named.update(option.cloud for option in task.options if option.cloud)
     offerings: list[Offering] = []
     capacity: list[Quota] = []
     enabled: dict[str, bool] = {}
@@ -89,17 +91,17 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
     refuses to create anything while any remains (exit 2). Instances reach storage only through
     their own cloud's identity (IAM role, service account, managed identity) — skyplan never
     writes a key — so a cloud task needs storage on its own cloud."""
+    from skyplan.targets.cloud import chosen_option, container_image
+
     cloud_tasks = [tp for tp in placement.tasks if tp.candidate.location.cloud in _CLOUDS]
-    if not cloud_tasks:
-        return ()
     used = sorted({tp.candidate.location.cloud for tp in cloud_tasks})
-    blockers = []
-    if not spec.storage:
+    blockers: list[str] = []
+    if cloud_tasks and not spec.storage:
         blockers.append(
             f"no `storage:` in the spec: tasks on {', '.join(used)} could not stage inputs/outputs or report "
             "their exit status; set `storage:` to a bucket on the cloud that runs them"
         )
-    else:
+    elif cloud_tasks:
         scheme = spec.storage.partition("://")[0].lower()
         storage_cloud = _STORAGE_SCHEMES.get(scheme)
         if scheme == "az":
@@ -116,6 +118,18 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
                     "and would need cross-cloud credentials, which skyplan never writes; keep `allowed.clouds` "
                     "to the storage's cloud"
                 )
+    for tp in placement.tasks:
+        for remote, what in spec.task(tp.task).storage_mounts:
+            blockers.append(f"task {tp.task} mounts a bucket at {remote} ({what}): skyplan records it but does not "
+                            "mount buckets yet (a COPY mount with a source, or a plain `path: URI`, is copied)")
+        git = spec.task(tp.task).workdir_git
+        if git:
+            blockers.append(f"task {tp.task}'s workdir is the git repository {git[0]}{' at ' + git[1] if git[1] else ''}: "
+                            "skyplan records it but does not fetch git workdirs yet; clone it and give the directory")
+        image = container_image(chosen_option(spec.task(tp.task), tp.candidate.offering))
+        if image:
+            blockers.append(f"task {tp.task} runs in container {image} (image_id: docker:…): skyplan records it "
+                            "but does not run tasks in containers yet")
     for tp in cloud_tasks:
         task = spec.task(tp.task)
         if task.secrets:
@@ -129,6 +143,42 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
                 "tasks get no node-to-node network or node list on clouds yet"
             )
     return tuple(blockers)
+
+
+def record_launch_values(doc: dict, spec: Spec) -> None:
+    """Give each task of plan.json that needs values at launch `required_at_launch`: the names
+    of its secrets and of its null `envs` (SkyPilot's "value required at launch"). Names only:
+    `skyplan apply` refuses before it creates anything while one is unset in its environment."""
+    for entry in doc["tasks"]:
+        task = spec.task(entry["name"])
+        if task.secrets:
+            entry["required_at_launch"] = sorted(task.secrets)
+
+
+def record_machine_extras(doc: dict, spec: Spec, placement: Placement) -> None:
+    """Give each task of plan.json what its shape asks of the machine beyond the offering:
+    `container` for `image_id: docker:<image>` (recorded; apply refuses until containers run), and
+    for a `disk_tier` its boot `disk`: the tier as written, the cloud's disk type and provisioned
+    IOPS (`skyplan.targets.disks`). Disks are not priced in the plan yet, tiered or default."""
+    from skyplan.targets.cloud import chosen_option, container_image
+    from skyplan.targets.disks import disk_for
+
+    placed = {tp.task: tp.candidate.offering for tp in placement.tasks}
+    for entry in doc["tasks"]:
+        offering = placed[entry["name"]]
+        option = chosen_option(spec.task(entry["name"]), offering)
+        if container_image(option):
+            entry["container"] = container_image(option)
+        if spec.task(entry["name"]).storage_mounts:
+            entry["storage_mounts"] = dict(spec.task(entry["name"]).storage_mounts)
+        git = spec.task(entry["name"]).workdir_git
+        if git:
+            entry["workdir_git"] = {"url": git[0], "ref": git[1] or None}
+        if option.disk_tier is None:
+            continue
+        disk = disk_for(offering.cloud, offering.instance_type, option.disk_tier)
+        entry["disk"] = {"tier": option.disk_tier, "size_gb": option.disk_gb,
+                         "type": disk.type if disk else None, "iops": disk.iops if disk else None}
 
 
 def spot_warnings(placement: Placement) -> tuple[str, ...]:
@@ -226,6 +276,8 @@ def solve_spec(
     }
     doc = plan_document(spec, placement, catalog.info, assumptions)
     doc["apply_blockers"] = sorted(apply_blockers(spec, placement))
+    record_launch_values(doc, spec)
+    record_machine_extras(doc, spec, placement)
     return Solved(spec=spec, catalog=catalog, placement=placement, plan_doc=doc, timings=timings)
 
 

@@ -10,6 +10,7 @@ would fail a zone over.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -51,6 +52,7 @@ def problems(doc: Mapping[str, Any], *, skip: Iterable[str] = ()) -> list[str]:
 
     found = list(doc.get("apply_blockers") or [])
     skipped = set(skip)
+    found += missing_at_launch(doc, os.environ, skip=skipped)
     clouds = sorted({t["cloud"] for t in doc["tasks"] if t["name"] not in skipped})
     for cloud in clouds:
         if cloud in STATUS_SDKS:
@@ -64,6 +66,19 @@ def problems(doc: Mapping[str, Any], *, skip: Iterable[str] = ()) -> list[str]:
         missing = missing_programs(tools)
         if missing:
             found.append(describe_missing(f"this machine (needed by the {cloud} target)", missing))
+    return found
+
+
+def missing_at_launch(doc: Mapping[str, Any], environ: Mapping[str, str], *, skip: Iterable[str] = ()) -> list[str]:
+    """One problem per task to run whose `required_at_launch` names (plan.json: its secrets and
+    null `envs`) are not set in `environ`, the environment `skyplan apply` runs in."""
+    skipped = set(skip)
+    found = []
+    for task in doc["tasks"]:
+        missing = [n for n in task.get("required_at_launch", ()) if n not in environ]
+        if task["name"] not in skipped and missing:
+            found.append(f"task {task['name']} needs {', '.join(missing)} at launch (a secret or an env written "
+                         f"without a value): export {'them' if len(missing) > 1 else 'it'} where skyplan apply runs")
     return found
 
 

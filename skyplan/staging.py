@@ -163,7 +163,14 @@ def _upload_file_uri(source: StagedSource, base: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         if source.is_dir:
-            shutil.copytree(source.local_path, target, dirs_exist_ok=True)
+            # A workdir may hold the run's own storage (`workdir: .` beside a plan DIR that keeps
+            # file:// storage inside it): copying that into itself would never end.
+            storage = root.resolve()
+
+            def skip_storage(directory: str, names: list[str]) -> list[str]:
+                return [n for n in names if Path(directory, n).resolve() == storage]
+
+            shutil.copytree(source.local_path, target, dirs_exist_ok=True, ignore=skip_storage)
         else:
             shutil.copy2(source.local_path, target)
         shutil.rmtree(dst, ignore_errors=True)

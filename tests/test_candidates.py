@@ -566,7 +566,9 @@ def reference_candidates(spec: Spec, catalog: Catalog) -> dict[str, tuple[tuple[
                     held = best.get((id(o), spot))
                     if held is None or (c.preference, c.hours) < (held.preference, held.hours):
                         best[(id(o), spot)] = c
-        result[task.name] = (prune_dominated(best.values()), len(best))
+        # `ordered`: only the most preferred rank that has any machine is offered.
+        first = min((c.preference for c in best.values()), default=0)
+        result[task.name] = (prune_dominated(c for c in best.values() if c.preference == first), len(best))
     return result
 
 

@@ -41,7 +41,7 @@ def test_deadline_and_budget_conflict_names_both(tmp_path):
     # Either alone is met (T4 is cheap and slow, A100 fast and dear); together they are not.
     path, message = failure(tmp_path, (
         "name: both\ndeadline: 12h\nbudget: $15\nallowed: {clouds: [gcp]}\ntasks:\n  - name: a\n"
-        "    resources: {accelerators: [T4:1, A100:1]}\n    hours: {T4: 20, A100: 10}\n"))
+        "    resources: {accelerators: {T4: 1, A100: 1}}\n    hours: {T4: 20, A100: 10}\n"))
     assert message.startswith(f"{path}:2: deadline: deadline 12 h and budget $15.00 ({path}:3: budget) conflict: ")
 
 

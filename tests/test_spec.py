@@ -531,11 +531,8 @@ BAD = [
     (TASK + "    accelerators: A100\n", 4, "tasks[a].accelerators", "move it under `resources:`"),
     # keys skyplan cannot honour, refused by name
     ("name: svc\nservice:\n  readiness_probe: /\nrun: serve\n", 2, "service", "cannot honour `service`"),
-    ("run: x\nresources:\n  job_recovery: FAILOVER\n", 3, "resources.job_recovery", "cannot honour `job_recovery`"),
-    (TASK + "    resources: {autostop: 10}\n", 4, "tasks[a].resources.autostop", "cannot honour `autostop`"),
     (TASK + "    event_callback: echo done\n", 4, "tasks[a].event_callback", "cannot honour `event_callback`"),
-    (TASK + "    resources: {labels: {team: ml}}\n", 4, "tasks[a].resources.labels", "cannot honour `labels`"),
-    ("name: p\n---\nname: a\nconfig: {}\nrun: x\n", 4, "config", "cannot honour `config`"),
+    ("name: p\n---\nname: a\nconfig: {jobs: {}}\nrun: x\n", 4, "config.jobs", "config.jobs cannot be honoured"),
     # wrong types
     (TASK + "    num_nodes: two\n", 4, "tasks[a].num_nodes", "expected a number of nodes, got 'two'"),
     (TASK + "    num_nodes: 0\n", 4, "tasks[a].num_nodes", "expected a number of nodes: a whole number 1 to 1,000, got '0'"),
@@ -555,18 +552,19 @@ BAD = [
     ("name: x\nbudget: cheap\ntasks: [{name: a}]\n", 2, "budget", "expected an amount of US dollars"),
     ("name: x\nobjective: fast\ntasks: [{name: a}]\n", 2, "objective", "expected cost or time, got 'fast'"),
     ("name: x\ntasks: {a: {}}\n", 2, "tasks", "expected a list of tasks, got a mapping"),
-    (TASK + "    envs:\n      TOKEN:\n", 5, "tasks[a].envs.TOKEN", "`TOKEN` has no value"),
     (TASK + "    envs: {MY-VAR: 1}\n", 4, "tasks[a].envs.MY-VAR", "not a valid environment variable name"),
     (TASK + "    envs: {A: [1, 2]}\n", 4, "tasks[a].envs.A", "expected a string, number or boolean, got a list"),
-    (TASK + "    file_mounts: {/data: {name: bucket, mode: MOUNT}}\n", 4, "tasks[a].file_mounts./data",
-     "storage mounts ({name, source, mode}) are not supported yet"),
+    (TASK + "    file_mounts: {/data: {mode: COPY}}\n", 4, "tasks[a].file_mounts./data",
+     "a storage mount needs `source` or `name`"),
+    (TASK + "    file_mounts: {/data: {name: b, mode: SYNC}}\n", 4, "tasks[a].file_mounts./data.mode",
+     "expected COPY, MOUNT or MOUNT_CACHED"),
     # accelerators
     (TASK + "    resources:\n      accelerators: A1000:8\n", 5, "tasks[a].resources.accelerators",
      "unknown accelerator `A1000`; did you mean A100"),
     (TASK + "    resources:\n      accelerators: {H10: 8}\n", 5, "tasks[a].resources.accelerators.H10",
      "unknown accelerator `H10`; did you mean"),
-    (TASK + "    resources: {accelerators: 'A100:0.5'}\n", 4, "tasks[a].resources.accelerators",
-     "expected a whole number of A100 accelerators: 1 to 1,000, got 0.5"),
+    (TASK + "    resources: {accelerators: 'A100:1.5'}\n", 4, "tasks[a].resources.accelerators",
+     "expected a whole number of A100 accelerators: 1 to 1,000, got 1.5"),
     (TASK + "    resources: {accelerators: {A100: 8, V100: 8}}\n    hours: {A100: 3, H100: 2}\n", 5,
      "tasks[a].hours.H100", "this task does not accept accelerator H100 (its accelerators: A100, V100)"),
     (TASK + "    resources: {accelerators: {A100: 8, V100: 8}}\n    hours: {A100: 3}\n", 5,
@@ -646,3 +644,13 @@ def test_text_is_used_instead_of_reading_and_hashed():
     spec = load_spec("/does/not/exist.yaml", text=text)
     assert spec.source_file == "/does/not/exist.yaml"
     assert spec.source_sha256 == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_null_env_is_required_at_launch_and_travels_like_a_secret():
+    # SkyPilot's `envs: {HF_TOKEN: }`: a value given at launch. Its value is never in the plan
+    # (it is often a token), so it is a secret name too.
+    spec = load(TASK + "    envs: {HF_TOKEN: null, EPOCHS: 3, LATE: null}\n    secrets: [WANDB]\n")
+    task = spec.task("a")
+    assert task.envs == (("EPOCHS", "3"),)
+    assert task.launch_envs == ("HF_TOKEN", "LATE")
+    assert task.secrets == ("HF_TOKEN", "LATE", "WANDB")

@@ -37,7 +37,9 @@ resource "aws_instance" "node" {
 
   root_block_device {
     volume_size           = var.disk_gb
-    volume_type           = "gp3"
+    volume_type           = var.disk_type
+    iops                  = var.disk_iops
+    throughput            = var.disk_throughput
     encrypted             = true
     delete_on_termination = true
     tags                  = merge(var.tags, { Name = "${var.name}-${count.index}" })

@@ -61,3 +61,21 @@ variable "instance_profile" {
   type        = string
   default     = null
 }
+
+variable "disk_type" {
+  description = "EBS volume type of the root disk (resources.disk_tier: standard, gp3 or io2)."
+  type        = string
+  default     = "gp3"
+}
+
+variable "disk_iops" {
+  description = "Provisioned IOPS of the root disk (gp3, io2); null: the type's baseline."
+  type        = number
+  default     = null
+}
+
+variable "disk_throughput" {
+  description = "Provisioned throughput of a gp3 root disk in MiB/s; null: the baseline."
+  type        = number
+  default     = null
+}

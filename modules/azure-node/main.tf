@@ -69,7 +69,7 @@ resource "azurerm_linux_virtual_machine" "node" {
 
   os_disk {
     caching              = "ReadWrite"
-    storage_account_type = "StandardSSD_LRS"
+    storage_account_type = var.disk_type
     disk_size_gb         = var.disk_gb
   }
 

@@ -84,3 +84,9 @@ variable "admin_ssh_public_key" {
   type        = string
   default     = null
 }
+
+variable "disk_type" {
+  description = "OS disk storage account type (resources.disk_tier: Standard_LRS or Premium_LRS)."
+  type        = string
+  default     = "StandardSSD_LRS"
+}

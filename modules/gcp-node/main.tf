@@ -20,10 +20,12 @@ resource "google_compute_instance" "node" {
   boot_disk {
     auto_delete = true
     initialize_params {
-      image  = var.image
-      size   = var.disk_gb
-      type   = "pd-balanced"
-      labels = var.labels
+      # Only pd-extreme takes provisioned IOPS; null leaves the other types at theirs.
+      image            = var.image
+      size             = var.disk_gb
+      type             = var.disk_type
+      provisioned_iops = var.disk_iops
+      labels           = var.labels
     }
   }
 

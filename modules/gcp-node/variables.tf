@@ -86,3 +86,15 @@ variable "service_account_email" {
   type        = string
   default     = null
 }
+
+variable "disk_type" {
+  description = "Boot disk type (resources.disk_tier: pd-standard, pd-balanced, pd-ssd, pd-extreme, hyperdisk-balanced)."
+  type        = string
+  default     = "pd-balanced"
+}
+
+variable "disk_iops" {
+  description = "Provisioned IOPS of a pd-extreme boot disk; null for the other types."
+  type        = number
+  default     = null
+}

@@ -12,8 +12,10 @@ Three file shapes are read:
 Every error is a `SpecError` naming the file, the line and the key path. Key paths read
 `deadline`, `tasks[train].resources.cpus` (a task is named by its `name` once that is read;
 `tasks[3]`, 0-based, before), and in SkyPilot-shaped files simply `resources.cpus`.
-Keys skyplan cannot honour (SkyPilot's `service`, `job_recovery`, `autostop`, …) are refused by
-name; unknown keys are refused with a "did you mean". Every number has a range (`_ranges.py`,
+Keys skyplan cannot honour (SkyPilot's `service`, `pool`, `volumes`, …) are refused by name;
+SkyPilot keys skyplan accepts without acting on them (`autostop`, `labels`, `job_recovery`,
+`network_tier`, `config:` for untargeted clouds) compile with a warning saying what skyplan does
+instead (`_skypilot.py`); unknown keys are refused with a "did you mean". Every number has a range (`_ranges.py`,
 README's table); a file over 16 MiB, YAML nested deeper than 64 levels, or bytes that are not
 UTF-8 fail as one SpecError too. Where the keys that constrain a plan are written goes to
 `Spec.origin`, so that infeasibility found later still points at file:line:key.

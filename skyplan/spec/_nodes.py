@@ -138,6 +138,11 @@ class Node:
     def fail(self, message: str) -> NoReturn:
         raise SpecError(self.pos(), message)
 
+    def warn(self, message: str) -> None:
+        """Record a compile warning about this node (`key (line N): message`, no file path: the
+        warnings reach PLAN.md, which must not depend on where the checkout is)."""
+        self.source.warnings.append(f"{self.key or '(top level)'} (line {self.line}): {message}")
+
     def expected(self, what: str) -> NoReturn:
         self.fail(f"expected {what}, got {describe(self.yaml)}")
 

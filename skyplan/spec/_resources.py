@@ -6,24 +6,20 @@ import difflib
 from dataclasses import replace
 
 from skyplan.models import ALL_TARGETS, AcceleratorDemand, Quantity, ResourceOption, SpotPolicy
-from skyplan.spec import _ranges, _values
+from skyplan.spec import _ranges, _skypilot, _values
 from skyplan.spec._nodes import Node
 
 # Used when a shape says nothing about size; SkyPilot would pick its default instance type.
 DEFAULT_CPUS = Quantity(2, at_least=True)
 
 _SHAPE_KEYS = (
-    "cpus", "memory", "disk", "disk_size", "accelerators", "use_spot", "cloud", "region", "zone",
+    "cpus", "memory", "disk", "disk_size", "disk_tier", "accelerators", "use_spot", "cloud", "region", "zone",
     "infra", "instance_type", "image_id", "ports",
 )
 _ALTERNATIVES = ("any_of", "ordered")
+_ACCEPTED = ("autostop", "labels", "job_recovery", "spot_recovery", "network_tier")  # see _skypilot
 REFUSED = {
-    "job_recovery": "skyplan fails over by re-planning; managed-job recovery strategies are not modelled",
-    "autostop": "skyplan machines stop when their task ends",
-    "labels": "instance labels/tags are not rendered",
     "volumes": "attached volumes are not provisioned",
-    "network_tier": "network tiers are not priced",
-    "disk_tier": "disk tiers are not priced; every disk is the target's default type",
     "local_disk": "local-disk requirements are not in the catalog",
     "max_hourly_cost": "use the spec's `budget` instead",
     "accelerator_args": "TPU runtime arguments are not rendered",
@@ -70,6 +66,7 @@ def parse_resources(node: Node | None, written: dict[str, Node] | None = None) -
             (0 if ordered is None else rank, {**fields, **_shape_fields(item, allow_alternatives=False)})
             for rank, item in enumerate(items)
         ]
+        alternatives = _placeable(group, alternatives)
     ranked: list[tuple[tuple[int, int], ResourceOption]] = []
     for alternative_rank, shape in alternatives:
         for accelerator_rank, option, where in _options(shape):
@@ -79,10 +76,44 @@ def parse_resources(node: Node | None, written: dict[str, Node] | None = None) -
     return _by_preference(ranked)
 
 
+def _placeable(group: Node, alternatives: list[tuple[int, dict[str, Node]]]) -> list[tuple[int, dict[str, Node]]]:
+    """The alternatives on clouds skyplan targets; the others are dropped with a warning naming
+    them. None left: refused, naming the clouds and what skyplan targets."""
+    kept, dropped = [], []
+    for rank, shape in alternatives:
+        where = shape.get("infra") or shape.get("cloud")
+        name = _written_cloud(where) if where is not None and not where.is_null else None
+        if name is not None and name not in ALL_TARGETS and name in _skypilot.SKYPILOT_CLOUDS:
+            dropped.append(name)
+        else:
+            kept.append((rank, shape))
+    if dropped and not kept:
+        group.fail(_not_targeted(dropped))
+    if dropped:
+        group.warn(f"alternatives on {', '.join(dict.fromkeys(dropped))} dropped: skyplan does not target "
+                   f"{'them' if len(set(dropped)) > 1 else 'it'} (it targets {', '.join(ALL_TARGETS)})")
+    return kept
+
+
+def _written_cloud(node: Node) -> str | None:
+    text = node.text() if node.is_scalar else ""
+    return text.split("/")[0].strip().lower() or None
+
+
+def _not_targeted(names: list[str]) -> str:
+    unique = list(dict.fromkeys(names))
+    shown = ", ".join(f"`{n}`" for n in unique)
+    them = "them" if len(unique) > 1 else "it"
+    return f"unsupported cloud {shown}: skyplan does not target {them}; skyplan targets are {', '.join(ALL_TARGETS)}"
+
+
 def _shape_fields(node: Node, *, allow_alternatives: bool) -> dict[str, Node]:
     known = _SHAPE_KEYS + (_ALTERNATIVES if allow_alternatives else ())
     hints = {} if allow_alternatives else {k: "alternatives cannot be nested" for k in _ALTERNATIVES}
-    fields = node.fields(known, refused=REFUSED, hints=hints, what="a mapping of resources")
+    fields = node.fields(known + _ACCEPTED, refused=REFUSED, hints=hints, what="a mapping of resources")
+    for key in _ACCEPTED:
+        if key in fields:
+            _skypilot.accept(key, fields.pop(key))
     if "disk" in fields and "disk_size" in fields:
         fields["disk_size"].fail("give either `disk` or `disk_size`, not both")
     if "disk_size" in fields:
@@ -99,6 +130,7 @@ def _options(shape: dict[str, Node]) -> list[tuple[int, ResourceOption, Node | N
         memory_gib=_values.quantity(shape["memory"], "GiB of memory", _ranges.MEMORY_GIB,
                                                   sized=True) if "memory" in shape else None,
         disk_gb=_disk(shape["disk"]) if "disk" in shape else ResourceOption.disk_gb,
+        disk_tier=_disk_tier(shape["disk_tier"]) if "disk_tier" in shape else None,
         use_spot=_use_spot(shape["use_spot"]) if "use_spot" in shape else SpotPolicy.ON_DEMAND,
         cloud=cloud,
         region=region,
@@ -151,6 +183,8 @@ def _placement(shape: dict[str, Node]) -> tuple[str | None, str | None, str | No
 
 def _cloud(node: Node, text: str | None = None) -> str:
     name = (text if text is not None else node.string("a cloud name")).strip().lower()
+    if name not in ALL_TARGETS and name in _skypilot.SKYPILOT_CLOUDS:
+        node.fail(_not_targeted([name]))
     if name not in ALL_TARGETS:
         close = difflib.get_close_matches(name, ALL_TARGETS, n=1, cutoff=0.5)
         hint = f"did you mean `{close[0]}`? " if close else ""
@@ -170,6 +204,15 @@ def _optional_string(shape: dict[str, Node], key: str, what: str) -> str | None:
 
 def _disk(node: Node) -> int:
     return int(_values.size_gb(node, "a disk size in GB like 256", _ranges.DISK_GB))
+
+
+def _disk_tier(node: Node) -> str:
+    from skyplan.targets.disks import TIERS
+
+    tier = node.string(f"a disk tier ({', '.join(TIERS)})").strip().lower()
+    if tier not in TIERS:
+        node.expected(f"a disk tier ({', '.join(TIERS)})")
+    return tier
 
 
 def _use_spot(node: Node) -> SpotPolicy:

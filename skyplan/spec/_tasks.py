@@ -7,14 +7,14 @@ import re
 from dataclasses import replace
 
 from skyplan.models import Allowed, DataInput, ResourceOption, Task
-from skyplan.spec import _ranges, _values
+from skyplan.spec import _ranges, _skypilot, _values
 from skyplan.spec._nodes import Node
 from skyplan.spec._resources import REFUSED as REFUSED_IN_RESOURCES
 from skyplan.spec._resources import cloud_name, parse_resources
 
 TASK_KEYS = (
     "name", "depends_on", "resources", "num_nodes", "setup", "run", "envs", "secrets", "inputs",
-    "outputs", "outputs_gb", "hours", "workdir", "file_mounts", "allowed",
+    "outputs", "outputs_gb", "hours", "workdir", "file_mounts", "allowed", "config",
 )
 REFUSED = {
     **{key: f"{reason}; it belongs under `resources` in SkyPilot too"
@@ -22,7 +22,6 @@ REFUSED = {
     "event_callback": "skyplan reports task events in events.jsonl instead",
     "service": "SkyServe services are long-running; skyplan plans batch jobs",
     "pool": "SkyPilot worker pools are not modelled; see skyplan `pools:` for your own machines",
-    "config": "per-task SkyPilot config overrides are not supported",
     "volumes": "attached volumes are not provisioned",
     "volume_mounts": "attached volumes are not provisioned",
     "managed_secrets": "list secret names under `secrets` instead",
@@ -57,14 +56,20 @@ def parse_task(node: Node, fields: dict[str, Node], *, name: str, spec_allowed: 
     allowed = _merge_allowed(spec_allowed, task_allowed)
     _check_options_allowed(fields.get("resources") or node, options, allowed)
     hours, by_accelerator, given = _hours(fields.get("hours"), options)
+    if _given(fields, "config"):
+        _skypilot.config(fields["config"])
+    envs, launch_envs = _envs(fields["envs"]) if _given(fields, "envs") else ((), ())
+    secrets = _secrets(fields["secrets"]) if _given(fields, "secrets") else ()
+    mounts, storage_mounts = _file_mounts(fields["file_mounts"]) if _given(fields, "file_mounts") else ((), ())
     return Task(
         name=name,
         options=options,
         num_nodes=_num_nodes(fields["num_nodes"]) if _given(fields, "num_nodes") else 1,
         setup=_script(fields.get("setup")),
         run=_script(fields.get("run")),
-        envs=_envs(fields["envs"]) if _given(fields, "envs") else (),
-        secrets=_secrets(fields["secrets"]) if _given(fields, "secrets") else (),
+        envs=envs,
+        secrets=tuple(sorted({*secrets, *launch_envs})),
+        launch_envs=launch_envs,
         inputs=_inputs(fields["inputs"]) if _given(fields, "inputs") else (),
         outputs_gb=_outputs_gb(fields),
         hours=hours,
@@ -72,8 +77,10 @@ def parse_task(node: Node, fields: dict[str, Node], *, name: str, spec_allowed: 
         hours_given=given,
         depends_on=depends_on(fields["depends_on"]) if _given(fields, "depends_on") else (),
         allowed=allowed,
-        workdir=_workdir(fields["workdir"]) if _given(fields, "workdir") else None,
-        file_mounts=_file_mounts(fields["file_mounts"]) if _given(fields, "file_mounts") else (),
+        workdir=_workdir(fields["workdir"]) if _given(fields, "workdir") and not fields["workdir"].is_mapping else None,
+        workdir_git=_workdir_git(fields["workdir"]) if _given(fields, "workdir") and fields["workdir"].is_mapping else None,
+        file_mounts=mounts,
+        storage_mounts=storage_mounts,
         # Named the same way in every file shape, so later stages can point at the task.
         pos=node.pos(f"tasks[{name}]"),
     )
@@ -164,16 +171,22 @@ def _script(node: Node | None) -> str | None:
     return node.text("a shell command (a string)")
 
 
-def _envs(node: Node) -> tuple[tuple[str, str], ...]:
-    envs = {}
+def _envs(node: Node) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """(envs with a value, names without one). A null value is SkyPilot's "required at launch":
+    the value comes from where `skyplan apply` runs, like a secret's (it is often a token)."""
+    envs: dict[str, str] = {}
+    at_launch: set[str] = set()
     for key, value in node.entries("a mapping of environment variables"):
         name = key.yaml.value
         if not _ENV_NAME.fullmatch(name):
             key.fail(f"`{name}` is not a valid environment variable name (letters, digits, _)")
         if value.is_null:
-            value.fail(f"`{name}` has no value; give one (skyplan has no --env override)")
-        envs[name] = value.text("a string, number or boolean")
-    return tuple(sorted(envs.items()))
+            at_launch.add(name)
+            envs.pop(name, None)
+        else:
+            envs[name] = value.text("a string, number or boolean")
+            at_launch.discard(name)
+    return tuple(sorted(envs.items())), tuple(sorted(at_launch))
 
 
 def _secrets(node: Node) -> tuple[str, ...]:
@@ -284,18 +297,59 @@ def _hours(node: Node | None, options: tuple[ResourceOption, ...]) -> tuple[floa
 
 
 def _workdir(node: Node) -> str:
-    if node.is_mapping:
-        node.fail("git workdirs ({url, ref}) are not supported yet; give a local directory")
-    return node.string("a directory path")
+    return node.string("a directory path or {url, ref} of a git repository")
 
 
-def _file_mounts(node: Node) -> tuple[tuple[str, str], ...]:
-    mounts = {}
+def _workdir_git(node: Node) -> tuple[str, str]:
+    """SkyPilot's git workdir `{url, ref}` (ref: a branch, tag or commit; optional)."""
+    fields = node.fields(("url", "ref"), what="a git workdir {url, ref}")
+    if not _given(fields, "url"):
+        node.fail("a git workdir needs `url`")
+    url = fields["url"].string("a git repository URL").strip()
+    ref = fields["ref"].string("a branch, tag or commit").strip() if _given(fields, "ref") else ""
+    return url, ref
+
+
+def _file_mounts(node: Node) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """(copied mounts: remote path → local path or URI, storage mounts skyplan records only).
+
+    A SkyPilot storage mount `{source, mode: COPY}` copies its source onto the machine, which is
+    what a plain `remote: source` mount does, so it is one (a `name` for the bucket SkyPilot
+    would fill from a local source is not created). Other storage mounts (`mode: MOUNT` or
+    `MOUNT_CACHED`, SkyPilot's default MOUNT, a bucket by `name` alone) keep a bucket attached
+    while the task runs: recorded, refused by apply until skyplan mounts buckets."""
+    mounts: dict[str, str] = {}
+    storage: dict[str, str] = {}
     for key, value in node.entries("a mapping of remote path to local path or URI"):
-        if value.is_mapping:
-            value.fail("storage mounts ({name, source, mode}) are not supported yet; give a path or URI")
-        mounts[key.string("a remote path")] = value.string("a local path or URI")
-    return tuple(sorted(mounts.items()))
+        remote = key.string("a remote path")
+        if not value.is_mapping:
+            mounts[remote] = value.string("a local path or URI")
+            continue
+        fields = value.fields(("name", "source", "mode", "store", "persistent", "config"),
+                              what="a storage mount {name, source, mode, store}")
+        mode = fields["mode"].string("COPY, MOUNT or MOUNT_CACHED").strip().upper() if _given(fields, "mode") else "MOUNT"
+        if mode not in ("COPY", "MOUNT", "MOUNT_CACHED"):
+            fields["mode"].expected("COPY, MOUNT or MOUNT_CACHED")
+        source = fields["source"] if _given(fields, "source") else None
+        if source is not None and not source.is_scalar:
+            source.fail("a storage mount with several sources is not supported; give one path or URI")
+        if mode == "COPY" and source is not None:
+            mounts[remote] = source.string("a local path or URI")
+            if _given(fields, "name"):
+                fields["name"].warn("the bucket name of a COPY mount is not created: skyplan copies the source "
+                                    "onto the machine through its own storage")
+            continue
+        if not _given(fields, "name") and source is None:
+            value.fail("a storage mount needs `source` or `name`")
+        parts = [f"mode {mode}"]
+        if _given(fields, "name"):
+            parts.append(f"bucket {fields['name'].string('a bucket name').strip()}")
+        if source is not None:
+            parts.append(f"source {source.string('a local path or URI').strip()}")
+        if _given(fields, "store"):
+            parts.append(f"store {fields['store'].string('a store name').strip()}")
+        storage[remote] = ", ".join(parts)
+    return tuple(sorted(mounts.items())), tuple(sorted(storage.items()))
 
 
 def with_dependency(task: Task, names: tuple[str, ...]) -> Task:

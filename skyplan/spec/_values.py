@@ -23,6 +23,10 @@ _PORT_RANGE = re.compile(r"\s*(\d{1,9})\s*(?:-\s*(\d{1,9})\s*)?")
 _MAX_PORT_RANGE = 1024  # a wider range is almost certainly a typo (and would bloat security groups)
 _LIST_ALL_KNOWN_BELOW = 40
 
+# SkyPilot's spellings of accelerators the catalog names otherwise (lower-case → catalog name).
+# SkyPilot's `A100` is the 40 GB part, as it is in the catalog; `H100-80GB` is GKE's name for H100.
+ALIASES = {"a100-40gb": "A100", "h100-80gb": "H100"}
+
 HOURS_EXAMPLE = "a number of hours like 36h or 12"
 
 
@@ -145,6 +149,12 @@ def accelerator(node: Node, text: str, count: float | None = None) -> Accelerato
         except ValueError:
             node.fail(f"expected an accelerator count after `{name}:`, got {count_text!r}")
     count = 1.0 if count is None else count
+    if 0 < count < 1:
+        # SkyPilot's `T4:0.5` shares one GPU between jobs of one cluster; `sky launch` of the
+        # task still provisions a whole one, and a skyplan task has its machine to itself.
+        node.warn(f"{name}:{count:g} is a share of one {name} (SkyPilot's GPU sharing within a cluster); "
+                  f"skyplan gives the task a whole {name}")
+        count = 1.0
     if not _ranges.ACCELERATOR_COUNT.admits(count):
         node.fail(f"expected a whole number of {name} accelerators: {_ranges.ACCELERATOR_COUNT.text()}, "
                   f"got {count:g}")
@@ -157,7 +167,7 @@ def canonical_accelerator(node: Node, name: str) -> str:
     known = node.source.accelerators
     if not known:
         return name
-    canonical = known.get(name.lower())
+    canonical = known.get(name.lower()) or known.get(ALIASES.get(name.lower(), "").lower())
     if canonical is not None:
         return canonical
     close = difflib.get_close_matches(name.lower(), list(known), n=3, cutoff=0.5)

@@ -13,6 +13,7 @@ import yaml
 from skyplan.errors import RenderError
 from skyplan.models import FailureScope, Offering, ResourceOption, Task
 from skyplan.targets.base import Failure, StackContext, StackTask, Target
+from skyplan.targets.disks import Disk, disk_for
 from skyplan.targets.templating import render_templates
 
 # User data. Each task's `cloud-init/<task-slug>.yaml` is written once per task, but two values in
@@ -149,6 +150,7 @@ class NodeFacts:
     disk_gb: int
     ports: tuple[int, ...]
     image_id: str | None
+    disk: Disk | None = None  # from `disk_tier`; None: the node module's default disk
 
 
 def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
@@ -173,8 +175,17 @@ def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
         num_nodes=cand.num_nodes,
         disk_gb=opt.disk_gb,
         ports=tuple(sorted(set(opt.ports))),
-        image_id=opt.image_id,
+        # `docker:<image>` is a container to run the task in, not a machine image: the machine
+        # gets the target's default image (apply refuses such a plan until containers run).
+        image_id=None if container_image(opt) else opt.image_id,
+        disk=disk_for(off.location.cloud, off.instance_type, opt.disk_tier),
     )
+
+
+def container_image(option: ResourceOption) -> str | None:
+    """The container image of SkyPilot's `image_id: docker:<image>`, else None."""
+    image = option.image_id or ""
+    return image[len("docker:"):] if image.startswith("docker:") else None
 
 
 def machine_name(plan_name: str, task_name: str) -> str:
