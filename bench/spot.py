@@ -175,9 +175,9 @@ def _uniform_progress(setup: Setup, home: str, gap: float) -> Policy:
     return policy
 
 
-def _move_cost(setup: Setup, src: str | None, dst: str) -> tuple[float, float]:
-    """(dollars, hours) to bring the checkpoint from ``src`` to ``dst``."""
-    if src is None or src == dst:
+def _move_cost(setup: Setup, src: str | None, dst: str, done: float = 1.0) -> tuple[float, float]:
+    """(dollars, hours) to bring the checkpoint from ``src`` to ``dst`` (none before any work)."""
+    if src is None or src == dst or done <= 0:
         return 0.0, 0.0
     per_gb = CROSS_ZONE_PER_GB if region_of(src) == region_of(dst) else INTER_REGION_PER_GB
     hours = setup.checkpoint_gb * 8 / setup.transfer_gbps / 3600
@@ -203,7 +203,7 @@ def _skyplan(setup: Setup, zones: list[str], gap: float, config: PolicyConfig) -
         )
         options = []
         for z in zones:
-            dollars, hours = _move_cost(setup, sim.zone, z)
+            dollars, hours = _move_cost(setup, sim.zone, z, sim.done)
             options.append(Zone(z, avail[z], SPOT_PRICE, ON_DEMAND_PRICE, dollars, hours))
         decision = decide(state, options, estimate, config)
         return decision.kind, decision.zone
@@ -226,7 +226,7 @@ def run_once(setup: Setup, policy: Policy, avail: dict[str, list[bool]], home: s
         if kind == "spot" and not now[zone]:
             raise AssertionError(f"policy asked for spot in {zone} without spot at tick {k}")
         if kind != "idle" and (kind, zone) != (sim.kind, sim.zone):
-            dollars, hours = _move_cost(setup, sim.zone, zone)  # type: ignore[arg-type]
+            dollars, hours = _move_cost(setup, sim.zone, zone, sim.done)  # type: ignore[arg-type]
             sim.cost += dollars
             sim.pending = setup.restart_hours + hours
         sim.kind = kind
@@ -295,6 +295,7 @@ def evaluate(
                     "mean_cost": round(sum(costs) / len(costs), 4) if costs else None,
                     "deadline_met": met == len(starts),
                     "runs": len(starts),
+                    "_met": met,
                 }
             )
     return rows
@@ -310,8 +311,54 @@ def summarize(rows: list[dict]) -> dict[str, dict[str, float]]:
             "traces": len(mine),
             "all_met": sum(r["deadline_met"] for r in mine),
             "runs": sum(r["runs"] for r in mine),
+            "runs_met": sum(r["_met"] for r in mine),
         }
     return out
+
+
+GRID_DEADLINES = (52.0, 70.0, 92.0)
+GRID_OVERHEADS = (0.02, 0.2, 0.4)
+
+
+def _grid_cell(args: tuple[Setup, list[Path]]) -> tuple[Setup, dict[str, dict[str, float]]]:
+    setup, paths = args
+    return setup, summarize(evaluate(setup, paths))
+
+
+def grid_table(base: Setup, paths: list[Path], jobs: int = 1) -> str:
+    """The markdown table of bench/RESULTS.md: every deadline x overhead of the literature."""
+    cells = [
+        (Setup(base.task_hours, dl, d, base.checkpoint_gb, base.transfer_gbps, base.nodes), paths)
+        for dl in GRID_DEADLINES
+        for d in GRID_OVERHEADS
+    ]
+    if jobs > 1:
+        from multiprocessing import Pool
+
+        with Pool(jobs) as pool:
+            results = pool.map(_grid_cell, cells)
+    else:
+        results = [_grid_cell(c) for c in cells]
+    head = (
+        "| deadline h | restart h | on_demand | greedy (runs late) | uniform_progress | skyplan | "
+        "skyplan_multi_region | skyplan vs UP | multi vs UP | runs late (UP / skyplan / multi) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for setup, s in results:
+        up = s["uniform_progress"]["mean_cost"]
+
+        def late(name: str, s: dict[str, dict[str, float]] = s) -> int:
+            return int(s[name]["runs"] - s[name]["runs_met"])
+
+        lines.append(
+            f"| {setup.deadline_hours:g} | {setup.restart_hours:g} | ${s['on_demand']['mean_cost']:.2f} | "
+            f"${s['greedy']['mean_cost']:.2f} ({late('greedy')}) | ${up:.2f} | ${s['skyplan']['mean_cost']:.2f} | "
+            f"${s['skyplan_multi_region']['mean_cost']:.2f} | {100 * (s['skyplan']['mean_cost'] / up - 1):+.1f} % | "
+            f"{100 * (s['skyplan_multi_region']['mean_cost'] / up - 1):+.1f} % | "
+            f"{late('uniform_progress')} / {late('skyplan')} / {late('skyplan_multi_region')} |"
+        )
+    return head + "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint-gb", type=float, default=50.0, help="checkpoint moved on a zone change")
     ap.add_argument("--transfer-gbps", type=float, default=1.0, help="bandwidth of that move")
     ap.add_argument("--nodes", type=int, default=1, help="a tick has spot when its value is >= this")
+    ap.add_argument("--grid", action="store_true", help="the RESULTS.md table: deadlines 52/70/92 h x restart 0.02/0.2/0.4 h")
+    ap.add_argument("--jobs", type=int, default=1, help="processes for --grid")
     ap.add_argument("--policies", default=",".join(POLICIES), help="comma-separated subset")
     ap.add_argument("traces", nargs="*", type=Path, help=f"trace files or folders (default: {TRACES.relative_to(REPO)})")
     args = ap.parse_args(argv)
@@ -342,9 +391,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             ap.error(f"{p}: no such trace file or folder")
     setup = Setup(args.task_hours, args.deadline_hours, args.restart_hours, args.checkpoint_gb, args.transfer_gbps, args.nodes)
+    if args.grid:
+        print(grid_table(setup, paths, args.jobs), end="")
+        return 0
     rows = evaluate(setup, paths, policies)
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], indent=1))
         return 0
     print(f"task {setup.task_hours} h, deadline {setup.deadline_hours} h, restart {setup.restart_hours} h")
     for r in rows:

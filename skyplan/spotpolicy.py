@@ -134,9 +134,13 @@ class AvailabilityEstimate:
     losses: dict[str, int] = field(default_factory=dict)
     up_hours: dict[str, float] = field(default_factory=dict)
     _last: dict[str, bool] = field(default_factory=dict)
+    any_seen: int = 0
+    any_up: int = 0
 
     def observe(self, available: dict[str, bool], step_hours: float) -> None:
         """Record one decision point's availability signals (zone -> spot available now)."""
+        self.any_seen += 1
+        self.any_up += any(available.values())
         for zone in sorted(available):
             now = bool(available[zone])
             self.seen[zone] = self.seen.get(zone, 0) + 1
@@ -150,6 +154,10 @@ class AvailabilityEstimate:
     def availability(self, zone: str) -> float:
         """Fraction of decision points with spot in ``zone`` so far (Laplace-smoothed)."""
         return (self.up.get(zone, 0) + 1) / (self.seen.get(zone, 0) + 2)
+
+    def any_availability(self) -> float:
+        """Fraction of decision points with spot in at least one zone (Laplace-smoothed)."""
+        return (self.any_up + 1) / (self.any_seen + 2)
 
     def expected_lifetime_hours(self, zone: str) -> float:
         """Expected hours a spot instance lasts in ``zone``, from the spells seen so far."""
@@ -168,6 +176,9 @@ class PolicyConfig:
 
     hysteresis: float = 1.0
     margin_hours: float = 0.0
+    # Wait for spot, even behind the uniform line, while the slack exceeds this many times the
+    # idle time the work left is expected to need (from the availability seen so far).
+    reserve_factor: float = 1.0
 
 
 def _ticks_needed(hours: float, step: float) -> int:
@@ -272,10 +283,20 @@ def decide(
             return Decision("spot", cur.zone, "keep spot: still running and the deadline is safe")
         return Decision("on_demand", od.zone, "safety net: a preemption now would miss the deadline")
 
+    # 3. Wait for spot while progress is ahead of the uniform line one step from now.
+    waiting_ok = _ahead_hours(state, 0.0) >= -_EPS
+    if not waiting_ok and estimate is not None and config.reserve_factor > 0:
+        p = estimate.any_availability()
+        need = config.reserve_factor * state.work_left_hours * (1 - p) / p
+        waiting_ok = slack - state.step_hours >= need + 2 * d
     spot_zones = [z for z in zones if z.spot_available]
     best: Zone | None = None
     if spot_zones:
         best = min(spot_zones, key=lambda z: (_effective_price(z, state, estimate), z.name))
+        # Spot that is expected to be gone before its launch pays off costs more per useful
+        # hour than on-demand: treat it as no spot at all.
+        if _effective_price(best, state, estimate) >= od_zone.on_demand_price:
+            best = None
     if best is not None:
         target = Placement("spot", best.name)
         launch = _launch_hours(state, target, best)
@@ -295,8 +316,6 @@ def decide(
     # No spot anywhere: stay on on-demand, or wait while the slack is above the reserve.
     if cur.kind == "on_demand":
         return Decision("on_demand", od.zone, "no spot: keep on-demand")
-    # 3. Wait for spot while progress is ahead of the uniform line one step from now.
-    waiting_ok = _ahead_hours(state, state.step_hours) >= -_EPS
     if waiting_ok and is_safe(state, IDLE, 0.0):
         return Decision("idle", None, f"no spot: wait, ahead of uniform progress, slack {slack:.2f} h")
     if not is_safe(state, od, od_launch):
