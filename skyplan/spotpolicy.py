@@ -22,23 +22,27 @@ The rule here (``skyplan``), written once and used by ``apply`` and by ``bench/s
    a spot instance taken now is preempted at once and the on-demand launch pays ``d`` again;
    an idle step burns one step of time. Because the fallback is always allowed at the next
    step too, the task never misses a deadline that on-demand-from-the-start could meet (the
-   property test checks this on random traces). This replaces UP's fixed ``2d`` margin with the
-   exact amount, so the last hours of slack are spent on spot rather than reserved.
-2. **Exploitation.** On a spot instance that still runs: stay on it while allowed.
-3. **Wait for spot while the slack lasts.** Without spot anywhere, stay idle while the slack is
-   above a *reserve*; below it, take on-demand. The reserve keeps enough slack to come back to
-   spot later (``2d`` per on-demand -> spot -> preempted round trip) plus ``margin``; it is the
-   only tuning knob and it is small, so unlike UP the policy waits instead of paying.
-4. **Come back to spot, with hysteresis.** On on-demand, move to spot only if the slack left
-   after paying the switch is still above the reserve; otherwise on-demand to the end, which is
-   then the cheapest safe choice anyway.
-5. **Where (several zones).** Among zones with spot now, the one with the lowest *effective*
-   price: spot price, plus the restart overhead and checkpoint transfer spread over the spot
-   lifetime expected there (``AvailabilityEstimate``, learnt online from what the zone did so
-   far, with a prior; never the trace's future). The current zone pays no move, so a task only
-   moves when its zone is preempted or another zone is clearly better. A move pays the restart
-   overhead plus the checkpoint transfer time in the safety net and the transfer dollars in
-   the price comparison.
+   property test checks this on random traces). UP's fixed ``C(t) + 2d`` net is replaced by
+   the exact amount, so the last of the slack is spent on spot instead of being held back.
+2. **Exploitation** (as UP). A spot VM that still runs is kept while the net allows it.
+3. **Waiting.** Without usable spot, wait (idle) while progress is ahead of UP's line
+   ``t*C0/R0``, *or* while the slack still covers the idle time the work left is expected to
+   need, ``W*(1-p)/p + 2d``. Here ``p`` is the share of decision points seen so far with spot
+   somewhere (online, ``AvailabilityEstimate``). Otherwise take on-demand. UP takes on-demand
+   as soon as it is behind its line, even with many hours of slack left after a long early
+   outage. The second test is what makes the loose deadlines cheaper.
+4. **Coming back to spot, with less hysteresis.** On on-demand, go back to spot once progress
+   is ``hysteresis * d`` ahead of the line (UP: ``2d``; 1 measured best, bench/RESULTS.md)
+   and the net allows the switch. UP's ``2d`` keeps on-demand for hours after spot is back.
+5. **Spot worth taking.** Spot whose expected lifetime is too short to repay its launch costs
+   more per useful hour than on-demand. It is treated as no spot at all.
+6. **Where (several zones).** Among zones with spot now, take the one with the lowest
+   *effective* price: the spot price, plus the restart overhead and the checkpoint transfer
+   spread over the spot lifetime expected there. The lifetime is learnt online from the
+   spells seen in that zone so far, starting from a prior, and never from the trace's future.
+   A running spot VM is never moved (rule 2). After a preemption, the zone that holds the
+   checkpoint pays no move, so it wins when its spot is back. A move pays the restart overhead
+   plus the transfer time in the net, and the transfer dollars in the price.
 
 Units: hours and USD per hour throughout. ``step_hours`` is the time until the next decision.
 """
@@ -171,7 +175,7 @@ class PolicyConfig:
     ``hysteresis``: leave on-demand for spot once progress is this many restart overheads
     ahead of the uniform progress line (the paper uses 2; 1 measured best on the traces, see
     bench/RESULTS.md). ``margin_hours``: slack kept, beyond the exact safety net, on a switch
-    from on-demand back to spot.
+    from on-demand back to spot. ``reserve_factor``: rule 3's second test (0 turns it off).
     """
 
     hysteresis: float = 1.0
@@ -283,7 +287,8 @@ def decide(
             return Decision("spot", cur.zone, "keep spot: still running and the deadline is safe")
         return Decision("on_demand", od.zone, "safety net: a preemption now would miss the deadline")
 
-    # 3. Wait for spot while progress is ahead of the uniform line one step from now.
+    # 3. Wait for spot while ahead of the uniform line, or while the slack covers the idle
+    # time the work left is expected to need at the availability seen so far.
     waiting_ok = _ahead_hours(state, 0.0) >= -_EPS
     if not waiting_ok and estimate is not None and config.reserve_factor > 0:
         p = estimate.any_availability()
@@ -302,7 +307,7 @@ def decide(
         launch = _launch_hours(state, target, best)
         safe = is_safe(state, target, launch)
         if cur.kind == "on_demand":
-            # 4. Hysteresis: leave on-demand only with slack for the switch and the reserve.
+            # 4. Hysteresis: leave on-demand only once ahead of the line and with slack to switch.
             left_after = state.hours_to_deadline - state.work_left_hours - launch - d
             ahead = _ahead_hours(state, config.hysteresis * d)
             if safe and left_after >= config.margin_hours - _EPS and ahead >= -_EPS:
@@ -313,7 +318,7 @@ def decide(
             return Decision("spot", best.name, f"{why} available in {best.name}")
         return Decision("on_demand", od.zone, "safety net: no slack left for a spot launch")
 
-    # No spot anywhere: stay on on-demand, or wait while the slack is above the reserve.
+    # No usable spot: stay on on-demand, or wait while rule 3 allows it.
     if cur.kind == "on_demand":
         return Decision("on_demand", od.zone, "no spot: keep on-demand")
     if waiting_ok and is_safe(state, IDLE, 0.0):
