@@ -216,14 +216,12 @@ def is_safe(state: TaskState, action: Placement, launch_hours: float) -> bool:
     """True if after ``action`` the deadline can still be met by on-demand from the next step."""
     if state.work_left_hours <= _EPS:
         return True
-    need = _ticks_needed(fallback_hours(state, action, launch_hours), state.step_hours)
-    left = _ticks_left(state.hours_to_deadline - state.step_hours, state.step_hours)
-    # Work that ends within this very step needs no next step.
-    if action.kind != "idle" and fallback_hours(state, action, launch_hours) == 0.0:
-        return _ticks_needed(state.work_left_hours + launch_hours, state.step_hours) <= _ticks_left(
-            state.hours_to_deadline, state.step_hours
-        )
-    return need <= left
+    step = state.step_hours
+    fallback = fallback_hours(state, action, launch_hours)
+    if action.kind != "idle" and fallback == 0.0:
+        # The work ends within this very step: it only has to end by the deadline.
+        return _ticks_needed(state.work_left_hours + launch_hours, step) <= _ticks_left(state.hours_to_deadline, step)
+    return _ticks_needed(fallback, step) <= _ticks_left(state.hours_to_deadline - step, step)
 
 
 def slack_hours(state: TaskState) -> float:
