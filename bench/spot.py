@@ -43,9 +43,9 @@ sys.path.insert(0, str(REPO))
 
 from skyplan.spotpolicy import (  # noqa: E402
     AvailabilityEstimate,
-    Placement,
     PolicyConfig,
     TaskState,
+    Tenancy,
     Zone,
     decide,
 )
@@ -190,7 +190,7 @@ def _skyplan(setup: Setup, zones: list[str], gap: float, config: PolicyConfig) -
 
     def policy(sim: Sim, k: int, t: float, avail: dict[str, bool]) -> tuple[str, str | None]:
         estimate.observe({z: avail[z] for z in zones}, gap)
-        current = Placement(sim.kind, sim.zone if sim.kind != "idle" else None)  # type: ignore[arg-type]
+        current = Tenancy(sim.kind, sim.zone if sim.kind != "idle" else None)  # type: ignore[arg-type]
         state = TaskState(
             work_total_hours=setup.task_hours,
             work_done_hours=sim.done,

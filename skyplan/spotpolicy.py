@@ -74,14 +74,14 @@ class Zone:
 
 
 @dataclass(frozen=True)
-class Placement:
+class Tenancy:
     """What the task runs on now: ``idle`` (nothing), or a spot / on-demand VM in ``zone``."""
 
     kind: Kind
     zone: str | None = None
 
 
-IDLE = Placement("idle")
+IDLE = Tenancy("idle")
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class TaskState:
     hours_to_deadline: float
     restart_hours: float
     step_hours: float
-    current: Placement = IDLE
+    current: Tenancy = IDLE
     pending_overhead_hours: float = 0.0
     # Hours since the task's window began (its first launch could have started): with
     # hours_to_deadline it gives the window R0 of the uniform progress line.
@@ -118,9 +118,9 @@ class Decision:
     reason: str
 
     @property
-    def placement(self) -> Placement:
-        """The decision as a :class:`Placement`."""
-        return Placement(self.kind, self.zone)
+    def placement(self) -> Tenancy:
+        """The decision as a :class:`Tenancy`."""
+        return Tenancy(self.kind, self.zone)
 
 
 @dataclass
@@ -193,7 +193,7 @@ def _ticks_left(hours: float, step: float) -> int:
     return math.floor(hours / step + _EPS)
 
 
-def fallback_hours(state: TaskState, action: Placement, launch_hours: float) -> float:
+def fallback_hours(state: TaskState, action: Tenancy, launch_hours: float) -> float:
     """Hours on-demand needs to finish from the *next* decision point if ``action`` is taken now.
 
     Worst case: a spot instance is preempted right after this step, so on-demand then pays a
@@ -212,7 +212,7 @@ def fallback_hours(state: TaskState, action: Placement, launch_hours: float) -> 
     return work_next + d
 
 
-def is_safe(state: TaskState, action: Placement, launch_hours: float) -> bool:
+def is_safe(state: TaskState, action: Tenancy, launch_hours: float) -> bool:
     """True if after ``action`` the deadline can still be met by on-demand from the next step."""
     if state.work_left_hours <= _EPS:
         return True
@@ -238,7 +238,7 @@ def _ahead_hours(state: TaskState, later_hours: float) -> float:
     return state.work_done_hours - line
 
 
-def _launch_hours(state: TaskState, target: Placement, zone: Zone | None) -> float:
+def _launch_hours(state: TaskState, target: Tenancy, zone: Zone | None) -> float:
     """Overhead an action starts with: the pending one if it keeps the current VM, else a launch."""
     if target == state.current:
         return state.pending_overhead_hours
@@ -250,7 +250,7 @@ def _effective_price(zone: Zone, state: TaskState, estimate: AvailabilityEstimat
     """Spot $/h of useful work in ``zone``: price plus launch and move costs over the lifetime."""
     lifetime = estimate.expected_lifetime_hours(zone.name) if estimate else 4.0
     lifetime = max(lifetime, state.step_hours)
-    staying = state.current == Placement("spot", zone.name)
+    staying = state.current == Tenancy("spot", zone.name)
     launch = 0.0 if staying else state.restart_hours + zone.move_hours
     useful = max(lifetime - launch, state.step_hours * 0.5)
     return (zone.spot_price * lifetime + (0.0 if staying else zone.move_dollars)) / useful
@@ -274,7 +274,7 @@ def decide(
     home = by_name.get(cur.zone) if cur.zone else None
     # On-demand goes where the task already is, else the cheapest zone (its checkpoint moved).
     od_zone = home or min(zones, key=lambda z: (z.on_demand_price + z.move_dollars, z.name))
-    od = Placement("on_demand", od_zone.name)
+    od = Tenancy("on_demand", od_zone.name)
     od_launch = _launch_hours(state, od, od_zone)
     slack = slack_hours(state)
     d = state.restart_hours
@@ -301,7 +301,7 @@ def decide(
         if _effective_price(best, state, estimate) >= od_zone.on_demand_price:
             best = None
     if best is not None:
-        target = Placement("spot", best.name)
+        target = Tenancy("spot", best.name)
         launch = _launch_hours(state, target, best)
         safe = is_safe(state, target, launch)
         if cur.kind == "on_demand":

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skyplan.spotpolicy import AvailabilityEstimate, Placement, TaskState, Zone, decide, is_safe
+from skyplan.spotpolicy import AvailabilityEstimate, TaskState, Tenancy, Zone, decide, is_safe
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
@@ -32,7 +32,7 @@ def _state(**kw) -> TaskState:
 
 def test_spot_gone_near_deadline_means_on_demand() -> None:
     # Preempted with 3 h of work left and 3.3 h to go: waiting would miss, spot is gone.
-    st_ = _state(work_done_hours=7.0, hours_to_deadline=3.3, elapsed_hours=16.7, current=Placement("spot", "a"))
+    st_ = _state(work_done_hours=7.0, hours_to_deadline=3.3, elapsed_hours=16.7, current=Tenancy("spot", "a"))
     d = decide(st_, [_zone("a", False)])
     assert (d.kind, d.zone) == ("on_demand", "a")
 
@@ -48,8 +48,8 @@ def test_spot_launch_refused_when_a_preemption_could_not_be_absorbed() -> None:
 def test_plenty_of_slack_waits_for_spot_and_keeps_running_spot() -> None:
     ahead = _state(work_done_hours=5.0, elapsed_hours=2.0, hours_to_deadline=40.0)
     assert decide(ahead, [_zone("a", False)]).kind == "idle"
-    running = _state(work_done_hours=5.0, elapsed_hours=2.0, hours_to_deadline=40.0, current=Placement("spot", "a"))
-    assert decide(running, [_zone("a", True)]).placement == Placement("spot", "a")
+    running = _state(work_done_hours=5.0, elapsed_hours=2.0, hours_to_deadline=40.0, current=Tenancy("spot", "a"))
+    assert decide(running, [_zone("a", True)]).placement == Tenancy("spot", "a")
 
 
 def test_behind_uniform_progress_without_spot_takes_on_demand() -> None:
@@ -59,7 +59,7 @@ def test_behind_uniform_progress_without_spot_takes_on_demand() -> None:
 
 
 def test_moves_to_the_zone_that_has_spot() -> None:
-    st_ = _state(work_done_hours=5.0, elapsed_hours=2.0, hours_to_deadline=40.0, current=Placement("spot", "a"))
+    st_ = _state(work_done_hours=5.0, elapsed_hours=2.0, hours_to_deadline=40.0, current=Tenancy("spot", "a"))
     d = decide(st_, [_zone("a", False), _zone("b", True, move=1.0)])
     assert (d.kind, d.zone) == ("spot", "b")
 
@@ -82,10 +82,10 @@ def test_is_safe_counts_the_preemption_after_a_spot_step() -> None:
     # 1 h of work left, d=0.2, step 0.1: a spot launch lost after its first step costs that
     # step, then an on-demand launch and the work: 0.1 + 0.2 + 1 = 1.3 h.
     st_ = _state(work_done_hours=9.0, hours_to_deadline=1.3)
-    assert is_safe(st_, Placement("spot", "a"), 0.2)
+    assert is_safe(st_, Tenancy("spot", "a"), 0.2)
     st2 = _state(work_done_hours=9.0, hours_to_deadline=1.25)
-    assert not is_safe(st2, Placement("spot", "a"), 0.2)
-    assert is_safe(st2, Placement("on_demand", "a"), 0.2)
+    assert not is_safe(st2, Tenancy("spot", "a"), 0.2)
+    assert is_safe(st2, Tenancy("on_demand", "a"), 0.2)
 
 
 def _feasible(task: float, deadline: float, restart: float, gap: float) -> bool:
