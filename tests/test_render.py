@@ -405,7 +405,7 @@ def test_node_modules_apply_spot_only_when_asked() -> None:
     assert 'for_each = var.spot ? [1] : []' in aws and 'market_type = "spot"' in aws
     gcp = (root / "gcp-node" / "main.tf").read_text()
     assert 'provisioning_model          = var.spot ? "SPOT" : "STANDARD"' in gcp
-    assert 'instance_termination_action = var.spot ? "DELETE" : null' in gcp
+    assert 'instance_termination_action = "DELETE"' in gcp  # spot or the max_run_duration ceiling
     tpu = (root / "gcp-node" / "tpu" / "main.tf").read_text()
     assert 'dynamic "scheduling_config" {\n    for_each = var.spot ? [1] : []' in tpu
     azure = (root / "azure-node" / "main.tf").read_text()

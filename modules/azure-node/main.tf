@@ -42,8 +42,9 @@ resource "azurerm_network_interface" "node" {
   }
 }
 
-# The executor powers the VM off when the task ends (a deallocated or stopped VM is then
-# destroyed by the apply loop). Spot VMs are deleted on eviction; max_bid_price = -1 caps the
+# When the task ends, or at its ceiling (a timer armed at boot, skyplan/endstep.py), the VM
+# deallocates itself through its managed identity and powers off: a VM stopped from inside stays
+# allocated and keeps billing for compute ("States and billing status of Azure VMs"). Spot VMs are deleted on eviction; max_bid_price = -1 caps the
 # price at the on-demand price, so the VM is never evicted for price ("Use Azure Spot Virtual
 # Machines", Azure docs; azurerm_linux_virtual_machine priority / eviction_policy / max_bid_price).
 resource "azurerm_linux_virtual_machine" "node" {
@@ -83,11 +84,21 @@ resource "azurerm_linux_virtual_machine" "node" {
     }
   }
 
-  dynamic "identity" {
-    for_each = var.identity_id == null ? [] : [var.identity_id]
-    content {
-      type         = "UserAssigned"
-      identity_ids = [identity.value]
-    }
+  # The staging identity when there is one (IMDS then hands out its token without a client id),
+  # else a system-assigned one, used only to deallocate the VM itself.
+  identity {
+    type         = var.identity_id == null ? "SystemAssigned" : "UserAssigned"
+    identity_ids = var.identity_id == null ? null : [var.identity_id]
   }
+}
+
+# The identity may deallocate this VM ("Virtual Machine Contributor" holds
+# Microsoft.Compute/virtualMachines/deallocate/action), scoped to the VM itself.
+resource "azurerm_role_assignment" "self_deallocate" {
+  count = var.num_nodes
+
+  scope                = azurerm_linux_virtual_machine.node[count.index].id
+  role_definition_name = "Virtual Machine Contributor"
+  principal_id         = var.identity_id == null ? azurerm_linux_virtual_machine.node[count.index].identity[0].principal_id : var.identity_principal_id
+  principal_type       = "ServicePrincipal"
 }

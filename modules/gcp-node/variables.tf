@@ -86,3 +86,8 @@ variable "service_account_email" {
   type        = string
   default     = null
 }
+
+variable "max_run_seconds" {
+  description = "Cloud-side ceiling: the VMs are deleted this long after they start (planned hours x 3 + 1 h, skyplan/ceiling.py)."
+  type        = number
+}

@@ -149,10 +149,12 @@ class NodeFacts:
     disk_gb: int
     ports: tuple[int, ...]
     image_id: str | None
+    ceiling_s: int  # cloud-side lifetime of its VMs (skyplan/ceiling.py)
 
 
 def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
     """Collect the facts of one placed task."""
+    from skyplan.ceiling import ceiling_seconds
     from skyplan.executor import task_slug
     from skyplan.hcl import hcl_identifier
 
@@ -174,6 +176,7 @@ def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
         disk_gb=opt.disk_gb,
         ports=tuple(sorted(set(opt.ports))),
         image_id=opt.image_id,
+        ceiling_s=ceiling_seconds(cand.hours),
     )
 
 
@@ -218,8 +221,12 @@ class CloudTarget(Target):
     def stack_values(self, ctx: StackContext) -> dict[str, Any]:
         """The template values of this cloud's root stack (pure)."""
 
-    def user_data(self, script: str, *, task: Task, plan_name: str, storage: str) -> str:
+    def user_data(self, script: str, *, task: Task, plan_name: str, storage: str,
+                  ceiling_s: int | None = None) -> str:
         """The task's user-data file: the executor's cloud-config with STORAGE_TOKEN / RANK_TOKEN.
+
+        `ceiling_s` arms the VM's own ceiling timer, which runs this cloud's end script
+        (`skyplan.endstep`) and powers off.
 
         The size is checked against the cloud's limit with the real storage URI and the largest
         rank in place.
@@ -228,9 +235,11 @@ class CloudTarget(Target):
             RenderError: the result is over the cloud's user-data limit, or the executor's
                 cloud-config no longer has the shape this relies on.
         """
+        from skyplan.endstep import END_MACHINE
         from skyplan.executor import check_user_data, cloud_init
 
-        text = cloud_init(script, task_name=task.name, plan_name=plan_name, storage=STORAGE_TOKEN)
+        text = cloud_init(script, task_name=task.name, plan_name=plan_name, storage=STORAGE_TOKEN,
+                          ceiling_s=ceiling_s, end_machine=END_MACHINE.get(self.name))
         anchor = f"  content: {STORAGE_TOKEN}\n"
         if text.count(anchor) != 1:
             raise RenderError(f"task {task.name!r}: the executor's cloud-config has no storage entry to fill")
