@@ -23,5 +23,7 @@ GRACE_H = 1.0  # …plus this much for booting, image pulls and setup
 
 def ceiling_seconds(planned_hours: float) -> int:
     """The cloud-side lifetime of a task's VMs, in seconds (a whole number of minutes, ≥ 1 h)."""
-    seconds = (WATCHDOG_FACTOR * max(float(planned_hours), 0.0) + GRACE_H) * 3600.0
+    # plan.json keeps hours to 4 decimals and apply's watchdog reads them from there: round alike.
+    hours = round(max(float(planned_hours), 0.0), 4)
+    seconds = (WATCHDOG_FACTOR * hours + GRACE_H) * 3600.0
     return int(math.ceil(seconds / 60.0)) * 60

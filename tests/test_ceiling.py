@@ -108,3 +108,19 @@ def test_end_scripts_are_shellcheck_clean(cloud: str, tmp_path: Path) -> None:
     script.write_text(END_MACHINE[cloud])
     proc = subprocess.run(["shellcheck", "-s", "bash", str(script)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_plan_md_states_the_ceiling_the_vm_gets(tmp_path: Path) -> None:
+    from skyplan import fmt
+    from skyplan.pipeline import compile_plan
+
+    repo = Path(__file__).resolve().parent.parent
+    result = compile_plan(repo / "examples" / "ml-pipeline.yaml", tmp_path)
+    md = (tmp_path / "PLAN.md").read_text()
+    assert "## Cloud-side ceiling" in md
+    for tp in result.placement.tasks:
+        cloud = tp.candidate.offering.cloud
+        doc = yaml.safe_load((tmp_path / "cloud-init" / f"{task_slug(tp.task)}.yaml").read_text())
+        timer = next(f["content"] for f in doc["write_files"] if f["path"].endswith(f"{CEILING_UNIT}.timer"))
+        seconds = int(timer.split("OnBootSec=")[1].split("s\n")[0])
+        assert f"| {tp.task} | {cloud} | {fmt.duration(seconds / 3600.0)} |" in md
