@@ -63,6 +63,9 @@ resource "azurerm_linux_virtual_machine" "node" {
   max_bid_price         = var.spot ? -1 : null
   tags                  = var.tags
 
+  # skyplan runs everything from custom_data; no VM extension may be installed on its VMs.
+  allow_extension_operations = false
+
   admin_ssh_key {
     username   = local.admin_username
     public_key = coalesce(var.admin_ssh_public_key, local.unusable_ssh_key)

@@ -29,10 +29,12 @@ resource "google_compute_instance" "node" {
     }
   }
 
-  # An external address gives the VM egress without a Cloud NAT; ingress is still closed
+  # An ephemeral external address gives the VM egress without a Cloud NAT (which would charge
+  # per GB processed); the stack's own network has no inbound rule, so ingress stays closed
   # unless a firewall rule for asked ports targets the VM's network tags.
   network_interface {
-    network = var.network
+    network    = var.network
+    subnetwork = var.subnetwork
     access_config {}
   }
 
