@@ -1,8 +1,11 @@
 locals {
-  # Azure requires an SSH key or a password on Linux VMs, but skyplan never logs in: the
-  # executor runs from custom_data. Unless the user brings a key, install this public key,
-  # whose private half was deleted when it was generated, so no credential exists anywhere.
-  unusable_ssh_key = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQDHDHpFlHW7KclwJXd+6NsMrErbC+VOc6MJc2pIoN4qt11QxxA5V076Mz/cpu2wexKVycA9xmjhEaUqZo74G4unsM/cg4wu/7SnTF4NdT0JS2MHZxdSrCELa1gAJ/Pknpxh+cxmRh1Xd3thI8Y8bDi+SyTwlUR0V6yq+bFoeEHVvRhN+UdZi2zgK1X8Qeu61rIW2UMD2nq8SS43m5hCtESbGZWekG4q3gNN2AF5tXQUhlspImkmWwtjXbTWGm2QvCccinOTpEwxAC/nLyX5EF3dDsrsyhvzakatjCsP256QEdmfHGyFEZlF0XJBJkO/a+ZhEKAfgIIHJ+uMyneNicLK0q+d4QijVKlM19Shbndxqp/dSvRYVfabXDHdLnY5pRhKFpICimG5xS9HWbknxQseQJgyCbLjQyDeaXdSV66Jsop0p8Ek1V/9f6dnwDmi/OqoQ+27uy6l16/jWw4xmypTqmxNLakSzn5DT2+qMY2FyiLZpwbj6eKNu0TOTSMQ72c= skyplan-unusable-key"
+  # Azure requires an SSH key or a password on Linux VMs ("disable_password_authentication"
+  # needs an admin_ssh_key; a password would sit in Terraform state), but skyplan never logs in:
+  # the executor runs from custom_data. Unless the user brings a key, install this one, which
+  # has no private key at all: its 3072-bit modulus is SHA-512 output of a public seed, made odd
+  # (tests/test_azure_key.py re-derives it), a number nobody can factor. Unlike a key whose
+  # private half was "deleted", anyone can check that no credential exists.
+  unusable_ssh_key = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQCV7R5S2Mo9eXEekmza8wkV55nlnp9Eh3RD7eCEPRTHritt2ddWfaS67q41rZ7hVMm5NNFUSPhuD0ICuixuESW7V+aSYoIr4lo2WcM0Pkfb9s2QUagp2QvhC3Y73FKnHlcZhwIg8LRYFkEciXupW8VlKKvlwXrNhmSs9IiFlxZ/r4HDaJY1KTxq/ia1EflvpwXzK12tw1LmT55v8yd1LPPaSCaP2/aGikVO/VrrfxMqzK0tyiIsxWbR3qNbC3GvYBVD0toZPxVZgEcZpxZ/8MMIOQQ5V8xpUNB5tuMv2OhbIpc4Ksrf6K5xSuNEh41NTvR//OlvQQzBWbD9vmlsUyhkSzqVAuRqqGmj2M7dodXTZKF4BsdHefls/55kzXF0jQDUADVumDuMPjtjkGXngVWo2VCiMT+rS0X9PkZ45X3rueGhekGb0SH7hZWs+mpKP14s+HIoh34UkW3sQeCYp4ItiBbbB43cd9E4medS253DqYgLrbfV/zrQcGxBCmVy9I0= skyplan-no-private-key"
   admin_username   = "skyplan"
 
   # cloud-init/<task>.yaml carries two placeholder words for values known only when Terraform

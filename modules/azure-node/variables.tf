@@ -86,7 +86,7 @@ variable "identity_principal_id" {
 }
 
 variable "admin_ssh_public_key" {
-  description = "SSH public key for the admin user; null installs a key whose private half was discarded."
+  description = "SSH public key for the admin user; null installs a public key that has no private key (its modulus is a hash nobody can factor)."
   type        = string
   default     = null
 }
