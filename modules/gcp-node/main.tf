@@ -81,7 +81,8 @@ resource "google_compute_instance" "node" {
 # instance, not on the project ("Compute Engine IAM roles": roles/compute.instanceAdmin.v1 holds
 # compute.instances.delete).
 resource "google_compute_instance_iam_member" "self_delete" {
-  count = var.service_account_email == null ? 0 : var.num_nodes
+  # A flag known when the stack is rendered: the account's email is known only after apply.
+  count = var.self_delete ? var.num_nodes : 0
 
   zone          = var.zone
   instance_name = google_compute_instance.node[count.index].name

@@ -95,3 +95,9 @@ variable "max_run_seconds" {
   description = "Cloud-side ceiling: the VMs are deleted this long after they start (planned hours x 3 + 1 h, skyplan/ceiling.py)."
   type        = number
 }
+
+variable "self_delete" {
+  description = "Grant service_account_email the deletion of each VM, so a VM deletes itself when its task ends."
+  type        = bool
+  default     = false
+}
