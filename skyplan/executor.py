@@ -87,6 +87,7 @@ import jinja2
 import yaml
 
 from skyplan.assets import templates_dir
+from skyplan.endstep import CEILING_UNIT, END_MACHINE_PATH, ceiling_units
 from skyplan.errors import RenderError
 from skyplan.hcl import cloud_name
 from skyplan.models import Task
@@ -261,6 +262,8 @@ def cloud_init(
     plan_name: str,
     storage: str | None = None,
     node_rank: int | None = None,
+    ceiling_s: int | None = None,
+    end_machine: str | None = None,
 ) -> str:
     """Wrap an executor script in a `#cloud-config` document that writes and runs it at boot.
 
@@ -276,6 +279,10 @@ def cloud_init(
         task_name, plan_name: appear only as slugs, in a comment.
         storage: if given, written to `/etc/skyplan/storage` for the executor to read.
         node_rank: if given, written to `/etc/skyplan/node-rank` (multi-node tasks).
+        ceiling_s: if given, a systemd timer ends the VM this many seconds after boot
+            (`skyplan.endstep`), armed before the executor starts.
+        end_machine: if given, the cloud's end script (`skyplan.endstep.END_MACHINE`), written
+            to `END_MACHINE_PATH`; the executor and the ceiling timer run it before powering off.
 
     Raises:
         RenderError: `storage` carries credentials or a line break.
@@ -294,10 +301,17 @@ def cloud_init(
             "content": _gzip_b64(script.encode("utf-8")),
         }
     )
+    runcmd: list[list[str]] = []
+    if end_machine is not None:
+        files.append({"path": END_MACHINE_PATH, "permissions": "0755", "content": end_machine})
+    if ceiling_s is not None:
+        for unit, text in ceiling_units(ceiling_s, end_machine=end_machine is not None).items():
+            files.append({"path": f"/etc/systemd/system/{unit}", "permissions": "0644", "content": text})
+        runcmd += [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", f"{CEILING_UNIT}.timer"]]
     doc = {
         "write_files": files,
         # A list runs without a shell; `env` sets the variable for the executor alone.
-        "runcmd": [["env", "SKYPLAN_SHUTDOWN=1", EXECUTOR_PATH]],
+        "runcmd": [*runcmd, ["env", "SKYPLAN_SHUTDOWN=1", EXECUTOR_PATH]],
         # Backstop: if the executor dies before its own shutdown, the VM still stops billing.
         "power_state": {
             "mode": "poweroff",

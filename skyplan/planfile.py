@@ -228,6 +228,23 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _ceiling_section(doc: Mapping[str, Any]) -> list[str]:
+    """PLAN.md lines stating each cloud task's cloud-side ceiling (skyplan/ceiling.py)."""
+    from skyplan.ceiling import GRACE_H, WATCHDOG_FACTOR, ceiling_seconds
+
+    cloud = [t for t in _in_run_order(doc) if t["cloud"] in ("aws", "gcp", "azure")]
+    if not cloud:
+        return []
+    rows = [[t["name"], t["cloud"], fmt.duration(ceiling_seconds(t["hours"]) / 3600.0)] for t in cloud]
+    return [
+        "", "## Cloud-side ceiling", "",
+        f"Each cloud VM ends itself {WATCHDOG_FACTOR:g}× its planned hours + {GRACE_H:g} h after boot, even if "
+        "`skyplan apply` is gone (GCP `max_run_duration`, elsewhere a timer armed at boot); it is deleted, "
+        "deallocated or terminated, not just stopped.",
+        "", _md_table(["task", "cloud", "ceiling"], rows),
+    ]
+
+
 def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = ()) -> str:
     """Render PLAN.md from a plan document: what a reviewer needs to approve the placement."""
     total = doc["total_cost"]
@@ -270,6 +287,7 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
             "\\* no `hours` given in the spec: planned as 1 hour (SkyPilot's default estimate). "
             "Costs and makespan for these tasks are placeholders.",
         ]
+    out += _ceiling_section(doc)
     out += ["", "## Constraints in force", ""]
     cons = doc["constraints"]
     items = [

@@ -69,6 +69,7 @@ def render(spec: Spec, placement: Placement, *, plan_json: str, plan_md: str) ->
         RenderError: a task is unplaced, a user-data payload is over its cloud's limit, or a
             value cannot be written safely.
     """
+    from skyplan.ceiling import ceiling_seconds
     from skyplan.executor import cloud_init, executor_script, task_slug
     from skyplan.targets import get_target
     from skyplan.targets.base import StackContext, StackTask
@@ -91,7 +92,8 @@ def render(spec: Spec, placement: Placement, *, plan_json: str, plan_md: str) ->
             storage[target.name] = target.storage_uri(spec.storage, plan_name)
         script = executor_script(task, plan_name=plan_name, upstream=task.depends_on)
         if isinstance(target, CloudTarget):
-            init = target.user_data(script, task=task, plan_name=plan_name, storage=storage[target.name])
+            init = target.user_data(script, task=task, plan_name=plan_name, storage=storage[target.name],
+                                    ceiling_s=ceiling_seconds(tp.candidate.hours))
             files[f"{CLOUD_INIT_DIR}/{task_slug(task.name)}.yaml"] = init
         else:
             init = cloud_init(script, task_name=task.name, plan_name=plan_name, storage=storage[target.name])

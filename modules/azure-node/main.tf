@@ -1,8 +1,11 @@
 locals {
-  # Azure requires an SSH key or a password on Linux VMs, but skyplan never logs in: the
-  # executor runs from custom_data. Unless the user brings a key, install this public key,
-  # whose private half was deleted when it was generated, so no credential exists anywhere.
-  unusable_ssh_key = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQDHDHpFlHW7KclwJXd+6NsMrErbC+VOc6MJc2pIoN4qt11QxxA5V076Mz/cpu2wexKVycA9xmjhEaUqZo74G4unsM/cg4wu/7SnTF4NdT0JS2MHZxdSrCELa1gAJ/Pknpxh+cxmRh1Xd3thI8Y8bDi+SyTwlUR0V6yq+bFoeEHVvRhN+UdZi2zgK1X8Qeu61rIW2UMD2nq8SS43m5hCtESbGZWekG4q3gNN2AF5tXQUhlspImkmWwtjXbTWGm2QvCccinOTpEwxAC/nLyX5EF3dDsrsyhvzakatjCsP256QEdmfHGyFEZlF0XJBJkO/a+ZhEKAfgIIHJ+uMyneNicLK0q+d4QijVKlM19Shbndxqp/dSvRYVfabXDHdLnY5pRhKFpICimG5xS9HWbknxQseQJgyCbLjQyDeaXdSV66Jsop0p8Ek1V/9f6dnwDmi/OqoQ+27uy6l16/jWw4xmypTqmxNLakSzn5DT2+qMY2FyiLZpwbj6eKNu0TOTSMQ72c= skyplan-unusable-key"
+  # Azure requires an SSH key or a password on Linux VMs ("disable_password_authentication"
+  # needs an admin_ssh_key; a password would sit in Terraform state), but skyplan never logs in:
+  # the executor runs from custom_data. Unless the user brings a key, install this one, which
+  # has no private key at all: its 3072-bit modulus is SHA-512 output of a public seed, made odd
+  # (tests/test_azure_key.py re-derives it), a number nobody can factor. Unlike a key whose
+  # private half was "deleted", anyone can check that no credential exists.
+  unusable_ssh_key = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQCV7R5S2Mo9eXEekmza8wkV55nlnp9Eh3RD7eCEPRTHritt2ddWfaS67q41rZ7hVMm5NNFUSPhuD0ICuixuESW7V+aSYoIr4lo2WcM0Pkfb9s2QUagp2QvhC3Y73FKnHlcZhwIg8LRYFkEciXupW8VlKKvlwXrNhmSs9IiFlxZ/r4HDaJY1KTxq/ia1EflvpwXzK12tw1LmT55v8yd1LPPaSCaP2/aGikVO/VrrfxMqzK0tyiIsxWbR3qNbC3GvYBVD0toZPxVZgEcZpxZ/8MMIOQQ5V8xpUNB5tuMv2OhbIpc4Ksrf6K5xSuNEh41NTvR//OlvQQzBWbD9vmlsUyhkSzqVAuRqqGmj2M7dodXTZKF4BsdHefls/55kzXF0jQDUADVumDuMPjtjkGXngVWo2VCiMT+rS0X9PkZ45X3rueGhekGb0SH7hZWs+mpKP14s+HIoh34UkW3sQeCYp4ItiBbbB43cd9E4medS253DqYgLrbfV/zrQcGxBCmVy9I0= skyplan-no-private-key"
   admin_username   = "skyplan"
 
   # cloud-init/<task>.yaml carries two placeholder words for values known only when Terraform
@@ -42,8 +45,9 @@ resource "azurerm_network_interface" "node" {
   }
 }
 
-# The executor powers the VM off when the task ends (a deallocated or stopped VM is then
-# destroyed by the apply loop). Spot VMs are deleted on eviction; max_bid_price = -1 caps the
+# When the task ends, or at its ceiling (a timer armed at boot, skyplan/endstep.py), the VM
+# deallocates itself through its managed identity and powers off: a VM stopped from inside stays
+# allocated and keeps billing for compute ("States and billing status of Azure VMs"). Spot VMs are deleted on eviction; max_bid_price = -1 caps the
 # price at the on-demand price, so the VM is never evicted for price ("Use Azure Spot Virtual
 # Machines", Azure docs; azurerm_linux_virtual_machine priority / eviction_policy / max_bid_price).
 resource "azurerm_linux_virtual_machine" "node" {
@@ -61,6 +65,9 @@ resource "azurerm_linux_virtual_machine" "node" {
   eviction_policy       = var.spot ? "Delete" : null
   max_bid_price         = var.spot ? -1 : null
   tags                  = var.tags
+
+  # skyplan runs everything from custom_data; no VM extension may be installed on its VMs.
+  allow_extension_operations = false
 
   admin_ssh_key {
     username   = local.admin_username
@@ -83,11 +90,21 @@ resource "azurerm_linux_virtual_machine" "node" {
     }
   }
 
-  dynamic "identity" {
-    for_each = var.identity_id == null ? [] : [var.identity_id]
-    content {
-      type         = "UserAssigned"
-      identity_ids = [identity.value]
-    }
+  # The staging identity when there is one (IMDS then hands out its token without a client id),
+  # else a system-assigned one, used only to deallocate the VM itself.
+  identity {
+    type         = var.identity_id == null ? "SystemAssigned" : "UserAssigned"
+    identity_ids = var.identity_id == null ? null : [var.identity_id]
   }
+}
+
+# The identity may deallocate this VM ("Virtual Machine Contributor" holds
+# Microsoft.Compute/virtualMachines/deallocate/action), scoped to the VM itself.
+resource "azurerm_role_assignment" "self_deallocate" {
+  count = var.num_nodes
+
+  scope                = azurerm_linux_virtual_machine.node[count.index].id
+  role_definition_name = "Virtual Machine Contributor"
+  principal_id         = var.identity_id == null ? azurerm_linux_virtual_machine.node[count.index].identity[0].principal_id : var.identity_principal_id
+  principal_type       = "ServicePrincipal"
 }

@@ -79,8 +79,14 @@ variable "identity_id" {
   default     = null
 }
 
+variable "identity_principal_id" {
+  description = "Principal id of identity_id (it is granted the deallocation of each VM); null with identity_id null."
+  type        = string
+  default     = null
+}
+
 variable "admin_ssh_public_key" {
-  description = "SSH public key for the admin user; null installs a key whose private half was discarded."
+  description = "SSH public key for the admin user; null installs a public key that has no private key (its modulus is a hash nobody can factor)."
   type        = string
   default     = null
 }

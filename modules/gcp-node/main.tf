@@ -5,9 +5,11 @@ locals {
   user_data = replace(var.user_data, "SKYPLAN_STORAGE_TOKEN", jsonencode(var.storage))
 }
 
-# One task's VMs on Compute Engine. The executor powers the VM off when the task ends; a
-# stopped VM no longer bills for vCPUs/GPUs, and the apply loop then destroys it (GCE has no
-# "terminate on shutdown" setting for standard VMs).
+# One task's VMs on Compute Engine. When the task ends the executor deletes the VM through its
+# service account (skyplan/endstep.py; a stopped VM would still bill for its disk), then powers
+# it off. max_run_duration with DELETE is the cloud-side ceiling: the VM and its auto-delete boot
+# disk go even if nobody runs `skyplan apply` any more ("Limit the run time of a VM", Compute
+# Engine docs).
 resource "google_compute_instance" "node" {
   count = var.num_nodes
 
@@ -29,10 +31,12 @@ resource "google_compute_instance" "node" {
     }
   }
 
-  # An external address gives the VM egress without a Cloud NAT; ingress is still closed
+  # An ephemeral external address gives the VM egress without a Cloud NAT (which would charge
+  # per GB processed); the stack's own network has no inbound rule, so ingress stays closed
   # unless a firewall rule for asked ports targets the VM's network tags.
   network_interface {
-    network = var.network
+    network    = var.network
+    subnetwork = var.subnetwork
     access_config {}
   }
 
@@ -53,8 +57,12 @@ resource "google_compute_instance" "node" {
     provisioning_model          = var.spot ? "SPOT" : "STANDARD"
     preemptible                 = var.spot
     automatic_restart           = !var.spot
-    instance_termination_action = var.spot ? "DELETE" : null
+    instance_termination_action = "DELETE"
     on_host_maintenance         = var.spot || var.gpu ? "TERMINATE" : "MIGRATE"
+
+    max_run_duration {
+      seconds = var.max_run_seconds
+    }
   }
 
   dynamic "service_account" {
@@ -69,4 +77,17 @@ resource "google_compute_instance" "node" {
     user-data              = replace(local.user_data, "SKYPLAN_NODE_RANK_TOKEN", "'${count.index}'")
     block-project-ssh-keys = "true"
   }
+}
+
+# The VM may delete itself at the end of its task, and only itself: the role is granted on each
+# instance, not on the project ("Compute Engine IAM roles": roles/compute.instanceAdmin.v1 holds
+# compute.instances.delete).
+resource "google_compute_instance_iam_member" "self_delete" {
+  # A flag known when the stack is rendered: the account's email is known only after apply.
+  count = var.self_delete ? var.num_nodes : 0
+
+  zone          = var.zone
+  instance_name = google_compute_instance.node[count.index].name
+  role          = "roles/compute.instanceAdmin.v1"
+  member        = "serviceAccount:${var.service_account_email}"
 }

@@ -70,9 +70,13 @@ variable "num_nodes" {
 }
 
 variable "network" {
-  description = "VPC network name."
+  description = "VPC network the stack owns (no inbound rule; never the project's default network)."
   type        = string
-  default     = "default"
+}
+
+variable "subnetwork" {
+  description = "Subnetwork of the VMs' region in that network (Private Google Access on)."
+  type        = string
 }
 
 variable "network_tags" {
@@ -97,4 +101,15 @@ variable "disk_iops" {
   description = "Provisioned IOPS of a pd-extreme boot disk; null for the other types."
   type        = number
   default     = null
+}
+
+variable "max_run_seconds" {
+  description = "Cloud-side ceiling: the VMs are deleted this long after they start (planned hours x 3 + 1 h, skyplan/ceiling.py)."
+  type        = number
+}
+
+variable "self_delete" {
+  description = "Grant service_account_email the deletion of each VM, so a VM deletes itself when its task ends."
+  type        = bool
+  default     = false
 }

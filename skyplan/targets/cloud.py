@@ -150,11 +150,13 @@ class NodeFacts:
     disk_gb: int
     ports: tuple[int, ...]
     image_id: str | None
+    ceiling_s: int  # cloud-side lifetime of its VMs (skyplan/ceiling.py)
     disk: Disk | None = None  # from `disk_tier`; None: the node module's default disk
 
 
 def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
     """Collect the facts of one placed task."""
+    from skyplan.ceiling import ceiling_seconds
     from skyplan.executor import task_slug
     from skyplan.hcl import hcl_identifier
 
@@ -178,6 +180,7 @@ def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
         # `docker:<image>` is a container to run the task in, not a machine image: the machine
         # gets the target's default image (apply refuses such a plan until containers run).
         image_id=None if container_image(opt) else opt.image_id,
+        ceiling_s=ceiling_seconds(cand.hours),
         disk=disk_for(off.location.cloud, off.instance_type, opt.disk_tier),
     )
 
@@ -229,8 +232,12 @@ class CloudTarget(Target):
     def stack_values(self, ctx: StackContext) -> dict[str, Any]:
         """The template values of this cloud's root stack (pure)."""
 
-    def user_data(self, script: str, *, task: Task, plan_name: str, storage: str) -> str:
+    def user_data(self, script: str, *, task: Task, plan_name: str, storage: str,
+                  ceiling_s: int | None = None) -> str:
         """The task's user-data file: the executor's cloud-config with STORAGE_TOKEN / RANK_TOKEN.
+
+        `ceiling_s` arms the VM's own ceiling timer, which runs this cloud's end script
+        (`skyplan.endstep`) and powers off.
 
         The size is checked against the cloud's limit with the real storage URI and the largest
         rank in place.
@@ -239,9 +246,11 @@ class CloudTarget(Target):
             RenderError: the result is over the cloud's user-data limit, or the executor's
                 cloud-config no longer has the shape this relies on.
         """
+        from skyplan.endstep import END_MACHINE
         from skyplan.executor import check_user_data, cloud_init
 
-        text = cloud_init(script, task_name=task.name, plan_name=plan_name, storage=STORAGE_TOKEN)
+        text = cloud_init(script, task_name=task.name, plan_name=plan_name, storage=STORAGE_TOKEN,
+                          ceiling_s=ceiling_s, end_machine=END_MACHINE.get(self.name))
         anchor = f"  content: {STORAGE_TOKEN}\n"
         if text.count(anchor) != 1:
             raise RenderError(f"task {task.name!r}: the executor's cloud-config has no storage entry to fill")

@@ -105,9 +105,11 @@ class GcpTarget(CloudTarget):
                 raise RenderError(f"gcp placement of {f.name!r} has no zone")
             tpu = _tpu(f.instance_type)
             r = regions.setdefault(f.region, {"name": f.region, "alias": region_alias(f.region), "tasks": [],
-                                              "tpu": False})
+                                              "tpu": False, "tpu_tasks": []})
             r["tasks"].append(f.name)
             r["tpu"] = r["tpu"] or tpu is not None
+            if tpu is not None:
+                r["tpu_tasks"].append(f.name)
             family = f.instance_type.split("-", 1)[0]
             gpu = bool(f.accelerator) and tpu is None
             attach = gpu and family not in _BUILT_IN_GPU_FAMILIES
@@ -130,8 +132,14 @@ class GcpTarget(CloudTarget):
             })
         storage = parse_storage(ctx.storage)
         gcs = storage if storage and storage.cloud == "gcp" else None
-        region_list = [dict(regions[n], tasks=sorted(regions[n]["tasks"])) for n in sorted(regions)]
         digest = hashlib.sha256(ctx.plan_name.encode()).hexdigest()[:8]
+        # The stack's own network: one subnetwork per region, 10.<i>.0.0/20 (sorted regions).
+        region_list = [
+            dict(regions[n], tasks=hcl_list(sorted(regions[n]["tasks"])),
+                 tpu_tasks=hcl_list(sorted(regions[n]["tpu_tasks"])), cidr=f"10.{i}.0.0/20",
+                 subnet_name=f"skyplan-{digest}-{n}"[:63].rstrip("-"))
+            for i, n in enumerate(sorted(regions))
+        ]
         return {
             "plan_name": ctx.plan_name,
             "plan_slug": plan_slug,
@@ -148,4 +156,5 @@ class GcpTarget(CloudTarget):
             "gcs": gcs,
             # Service account ids: 6-30 characters, [a-z]([-a-z0-9]*[a-z0-9]).
             "sa_id": f"skyplan-{digest}",
+            "net_name": f"skyplan-{digest}",
         }

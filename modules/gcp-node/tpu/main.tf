@@ -17,9 +17,12 @@ resource "google_tpu_v2_vm" "node" {
   labels           = var.labels
   tags             = var.network_tags
 
+  # No external address: the subnetwork's Private Google Access reaches Cloud Storage and Google
+  # APIs, and the stack's Cloud NAT in the region gives egress to the internet (pip, images).
   network_config {
     network             = var.network
-    enable_external_ips = true
+    subnetwork          = var.subnetwork
+    enable_external_ips = false
   }
 
   dynamic "scheduling_config" {

@@ -46,9 +46,13 @@ variable "num_nodes" {
 }
 
 variable "network" {
-  description = "VPC network name."
+  description = "VPC network the stack owns (no inbound rule; never the project's default network)."
   type        = string
-  default     = "default"
+}
+
+variable "subnetwork" {
+  description = "Subnetwork of the VMs' region in that network (Private Google Access on)."
+  type        = string
 }
 
 variable "network_tags" {
