@@ -32,6 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from skyplan import results
+
+# One span for apply's watchdog and the VMs' cloud-side ceiling.
+from skyplan.ceiling import GRACE_H as _WATCHDOG_GRACE_H
+from skyplan.ceiling import WATCHDOG_FACTOR as _WATCHDOG_FACTOR
 from skyplan.errors import ApplyError, GaveUpError, SkyplanError
 from skyplan.models import FailureScope
 from skyplan.runstate import EventLog, RunLock, file_uri_path, read_events
@@ -40,8 +44,6 @@ from skyplan.terraform import Runner, RunResult, find_terraform
 
 EXIT_INTERRUPTED = 130
 CLOUD_TARGETS = ("aws", "gcp", "azure")
-_WATCHDOG_FACTOR = 3.0  # a polled task is given up after this many times its planned hours…
-_WATCHDOG_GRACE_H = 1.0  # …plus this much for booting, image pulls and setup
 
 
 def _watchdog_seconds(planned_hours: float) -> float:
