@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from tools import require
 
+from skyplan import procs
 from skyplan.runstate import read_events
 from skyplan.terraform import find_terraform
 
@@ -275,8 +276,10 @@ def _killed_mid_task(case: Case) -> None:
     wait_for(lambda: case.task_running("b"), "task b to run")
     kill(proc)
     # Let the Terraform the kill left behind save its state, so that what follows damages it.
-    wait_for(lambda: not list((case.out / ".skyplan" / "procs").glob("*.json"))
-             or not any("terraform" in p for p in case.running()), "the left-behind Terraform to stop", 90)
+    # Its record names it (pid + start time): `running()` alone misses a Terraform whose working
+    # directory is outside DIR, and a state read while it rewrites the file would see it empty.
+    wait_for(lambda: not procs.leftovers(case.out) and not any("terraform" in p for p in case.running()),
+             "the left-behind Terraform to stop", 90)
 
 
 @pytest.mark.parametrize("damage", [b"", b"\x00garbage{", None])
