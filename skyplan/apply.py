@@ -906,9 +906,9 @@ def _resolve_dir(source: Path, out_dir: str | Path | None, catalog_dir: str | Pa
     copy = out / ".skyplan" / "spec.yaml"
     # Re-applying the same spec resumes the run in `out`; a changed spec is compiled afresh.
     if not (copy.exists() and (out / "plan.json").exists() and copy.read_bytes() == source.read_bytes()):
-        from skyplan.pipeline import compile_plan
+        from skyplan.pipeline import CompileOptions, compile_plan
 
-        compile_plan(source, out, catalog_dir=catalog_dir)
+        compile_plan(source, out, CompileOptions(catalog_dir=catalog_dir))
     return out.resolve()
 
 

@@ -20,19 +20,18 @@ The `--json` document (`CHECK_FORMAT`) is stable:
      "compared": int}
 
 `code` is one of `no_plan`, `spec_changed`, `catalog_changed`, `exclusions_changed`,
-`objective_changed`, `skyplan_changed`, `plan_differs`, `files_edited`. Paths are relative to DIR
+`objective_changed`, `backend_changed`, `skyplan_changed`, `plan_differs`, `files_edited`. Paths are relative to DIR
 and sorted. Errors in the input (a bad spec, an unknown catalog) exit 2, as `compile` does.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from skyplan.models import Objective
 from skyplan.outdir import (
     GENERATED_ROOTS,
     MANIFEST_FILE,
@@ -42,6 +41,9 @@ from skyplan.outdir import (
     read_manifest,
 )
 from skyplan.planfile import PLAN_FILE
+
+if TYPE_CHECKING:
+    from skyplan.pipeline import CompileOptions
 
 CHECK_FORMAT = "1"
 _LISTED = 20  # paths per kind on the terminal; --json lists them all
@@ -109,21 +111,13 @@ class CheckResult:
 def check_plan(
     spec_path: str | Path,
     out_dir: str | Path,
-    *,
-    catalog_dir: str | Path | None = None,
-    exclusions: Sequence[str] = (),
-    objective: Objective | None = None,
-    pareto: bool = False,
-    explain: bool = False,
+    options: CompileOptions | None = None,
 ) -> CheckResult:
     """Compare DIR with what `skyplan compile SPEC -o DIR` (same options) would write; write nothing."""
-    from skyplan.pipeline import build_files
+    from skyplan.pipeline import DEFAULT_OPTIONS, build_files
 
     out = Path(out_dir)
-    solved, files, _warnings, _t0 = build_files(
-        spec_path, out, catalog_dir=catalog_dir, exclusions=exclusions, objective=objective,
-        pareto=pareto, explain=explain,
-    )
+    solved, files, _warnings, _t0 = build_files(spec_path, out, options or DEFAULT_OPTIONS)
     expected = {rel: data for rel, data in files.items() if not is_run_state(rel)}
     expected[MANIFEST_FILE] = manifest_text(files)
     differ, missing, extra = _compare(expected, out)
@@ -194,6 +188,11 @@ def _reasons(old: Mapping[str, Any] | None, new: Mapping[str, Any], *, plan_diff
             [f"no longer excluded: {', '.join(dropped)}"] if dropped else [])
         reasons.append(Reason("exclusions_changed", f"exclusions changed ({'; '.join(parts) or 'recorded differently'})",
                               was, now))
+    old_backend = (old.get("backend") or {}).get("uri")
+    new_backend = (new.get("backend") or {}).get("uri")
+    if old_backend != new_backend:
+        reasons.append(Reason("backend_changed", f"state backend changed ({old_backend or 'local state'} → "
+                                                 f"{new_backend or 'local state'})", old_backend, new_backend))
     if old.get("objective") != new["objective"]:
         reasons.append(Reason("objective_changed", f"objective changed ({old.get('objective')} → {new['objective']})",
                               old.get("objective"), new["objective"]))

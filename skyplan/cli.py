@@ -175,37 +175,34 @@ def _print_pareto(doc: dict[str, Any]) -> None:
 @click.option("--check", "check_dir", is_flag=False, flag_value="", default=None, metavar="DIR",
               help="Write nothing: exit 0 if DIR (or -o) is exactly what this compile would write, "
                    "else 1 with why (spec, catalog, exclusions changed) and the files that differ.")
+@click.option("--backend", "backend_uri", metavar="URI",
+              help="Keep each stack's Terraform state remotely: s3://BUCKET/PREFIX?region=R, gs://BUCKET/PREFIX "
+                   "or azurerm://ACCOUNT/CONTAINER/PREFIX (credentials come from the environment).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the plan) instead of tables.")
 def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, explain, force, check_dir,
-                as_json) -> None:
+                backend_uri, as_json) -> None:
     """Solve SPEC and write the Terraform stacks, cloud-init executors, plan.json and PLAN.md.
 
     DIR keeps MANIFEST.sha256, the files skyplan wrote: a recompile replaces or removes only
     those, and refuses (exit 2) a DIR holding other files where it writes, unless --force."""
 
     def run() -> int:
+        from skyplan.backend import parse_backend
         from skyplan.models import Objective
-        from skyplan.pipeline import compile_plan
+        from skyplan.pipeline import CompileOptions, compile_plan
 
+        options = CompileOptions(catalog_dir=catalog_dir, exclusions=tuple(exclusions),
+                                 objective=Objective(objective) if objective else None, pareto=pareto,
+                                 explain=explain, backend=parse_backend(backend_uri) if backend_uri else None)
         if check_dir is not None:
-            return _check(spec, check_dir, out_dir, catalog_dir, exclusions, objective, pareto, explain,
-                          force, as_json)
+            return _check(spec, check_dir, out_dir, options, force, as_json)
         out = Path(out_dir) if out_dir else default_out_dir(spec)
         status = None
         if not as_json and sys.stderr.isatty():
             status = _console(stderr=True).status("solving…")
             status.start()
         try:
-            result = compile_plan(
-                spec,
-                out,
-                catalog_dir=catalog_dir,
-                exclusions=exclusions,
-                objective=Objective(objective) if objective else None,
-                pareto=pareto,
-                explain=explain,
-                force=force,
-            )
+            result = compile_plan(spec, out, options, force=force)
         finally:
             if status:
                 status.stop()
@@ -243,10 +240,9 @@ def compile_cmd(spec, out_dir, catalog_dir, exclusions, objective, pareto, expla
     _guard(as_json, run)
 
 
-def _check(spec, check_dir, out_dir, catalog_dir, exclusions, objective, pareto, explain, force, as_json) -> int:
+def _check(spec, check_dir, out_dir, options, force, as_json) -> int:
     """`compile --check`: compare DIR with what compile would write; exit 0 current, 1 stale."""
     from skyplan.check import check_plan
-    from skyplan.models import Objective
 
     if force:
         raise SkyplanError("--check writes nothing, so --force does not apply to it")
@@ -255,8 +251,7 @@ def _check(spec, check_dir, out_dir, catalog_dir, exclusions, objective, pareto,
     out = Path(check_dir or out_dir or default_out_dir(spec))
     if out.exists() and not out.is_dir():
         raise SkyplanError(f"{out}: exists and is not a directory")
-    result = check_plan(spec, out, catalog_dir=catalog_dir, exclusions=exclusions,
-                        objective=Objective(objective) if objective else None, pareto=pareto, explain=explain)
+    result = check_plan(spec, out, options)
     if as_json:
         click.echo(json.dumps(result.to_json(), sort_keys=True, indent=2))
     else:
@@ -299,11 +294,11 @@ def apply_cmd(target, tasks, out_dir, catalog_dir, auto_approve, max_attempts, r
             directory = path
         elif path.is_file():
             directory = Path(out_dir) if out_dir else default_out_dir(path)
-            from skyplan.pipeline import compile_plan, needs_compile
+            from skyplan.pipeline import CompileOptions, compile_plan, needs_compile
 
             if force and needs_compile(path, directory):
                 # Compile here, taking DIR over; apply then finds the plan of this spec and runs it.
-                compile_plan(path, directory, catalog_dir=catalog_dir, force=True)
+                compile_plan(path, directory, CompileOptions(catalog_dir=catalog_dir), force=True)
         else:
             raise SkyplanError(f"{target}: no such spec file or plan directory")
         return apply_mod.run_cli(

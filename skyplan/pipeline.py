@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from skyplan.backend import Backend
 from skyplan.errors import SkyplanError
 from skyplan.models import Catalog, Objective, Offering, Placement, Quota, Spec
 
@@ -43,6 +44,23 @@ class CompileResult:
     def solver_wall_s(self) -> float:
         """The solver's wall time: for the terminal and `--json` only, never a file under DIR."""
         return self.placement.solver.wall_s
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What a compile is asked for beyond the spec: the settings `compile` and `compile --check`
+    must agree on for the check to mean anything. (Per-call mechanics — a warm-start hint,
+    progress reporting, a spec text in place of the file — stay keyword arguments.)"""
+
+    catalog_dir: str | Path | None = None
+    exclusions: tuple[str, ...] = ()
+    objective: Objective | None = None
+    pareto: bool = False
+    explain: bool = False
+    backend: Backend | None = None  # remote Terraform state (`--backend`); None: state in DIR/<stack>/
+
+
+DEFAULT_OPTIONS = CompileOptions()
 
 
 @dataclass(frozen=True)
@@ -284,13 +302,9 @@ def solve_spec(
 def build_files(
     spec_path: str | Path,
     out_dir: str | Path,
+    options: CompileOptions = DEFAULT_OPTIONS,
     *,
-    catalog_dir: str | Path | None = None,
-    exclusions: Sequence[str] = (),
-    objective: Objective | None = None,
     hint: Placement | None = None,
-    pareto: bool = False,
-    explain: bool = False,
     progress: Progress | None = None,
     spec_text: str | None = None,
     previous_plan: dict | None = None,
@@ -298,6 +312,7 @@ def build_files(
     """Everything `compile_plan` would write into `out_dir` (relative path → bytes), without
     writing: the solved plan, the files, the compile warnings and when rendering started
     (`time.perf_counter()`). `skyplan compile --check` compares these with a committed DIR."""
+    from skyplan.backend import backend_files
     from skyplan.planfile import dumps, summary_markdown
     from skyplan.render import render
 
@@ -305,17 +320,19 @@ def build_files(
     out = Path(out_dir)
     solved = solve_spec(
         spec_path,
-        catalog_dir=catalog_dir,
-        exclusions=exclusions,
-        objective=objective,
+        catalog_dir=options.catalog_dir,
+        exclusions=options.exclusions,
+        objective=options.objective,
         hint=hint,
-        pareto=pareto,
-        explain=explain,
+        pareto=options.pareto,
+        explain=options.explain,
         progress=progress,
         spec_text=spec_text,
         previous_plan=previous_plan,
     )
     t0 = time.perf_counter()
+    if options.backend is not None:
+        solved.plan_doc["backend"] = options.backend.to_doc()
     source = solved.plan_doc["catalog"]["source"]
     if os.path.isabs(source):
         # A `--catalog DIR` is recorded relative to the plan, like the spec's origin: an absolute
@@ -326,6 +343,8 @@ def build_files(
                 *(f"apply will refuse: {b}" for b in solved.plan_doc["apply_blockers"]))
     plan_md = summary_markdown(solved.plan_doc, spec_warnings=warnings)
     files = dict(render(solved.spec, solved.placement, plan_json=plan_json, plan_md=plan_md))
+    stacks = sorted({rel.split("/", 1)[0] for rel in files if rel.endswith("/terraform.tf")})
+    files.update(backend_files(options.backend, stacks))
     # The spec and the exclusions travel with the plan so that apply can recompile on failover
     # without the original checkout (CI may run apply on the committed DIR alone).
     files[SPEC_COPY] = spec_text.encode() if spec_text is not None else spec_path.read_bytes()
@@ -341,13 +360,9 @@ def build_files(
 def compile_plan(
     spec_path: str | Path,
     out_dir: str | Path,
+    options: CompileOptions = DEFAULT_OPTIONS,
     *,
-    catalog_dir: str | Path | None = None,
-    exclusions: Sequence[str] = (),
-    objective: Objective | None = None,
     hint: Placement | None = None,
-    pareto: bool = False,
-    explain: bool = False,
     progress: Progress | None = None,
     spec_text: str | None = None,
     replace_live: bool = False,
@@ -369,12 +384,8 @@ def compile_plan(
     solved, files, warnings, t0 = build_files(
         spec_path,
         out,
-        catalog_dir=catalog_dir,
-        exclusions=exclusions,
-        objective=objective,
+        options,
         hint=hint,
-        pareto=pareto,
-        explain=explain,
         progress=progress,
         spec_text=spec_text,
         previous_plan=previous_plan,
@@ -473,12 +484,23 @@ def spec_origin(out_dir: str | Path) -> Path:
         return (out / SPEC_COPY).resolve()
 
 
-def recompile(out_dir: str | Path, **options) -> CompileResult:
-    """Compile a DIR again from the spec copy it carries (failover: more exclusions, a hint)."""
+def recompile(
+    out_dir: str | Path,
+    *,
+    catalog_dir: str | Path | None = None,
+    exclusions: Sequence[str] = (),
+    hint: Placement | None = None,
+) -> CompileResult:
+    """Compile a DIR again from the spec copy it carries (failover: more exclusions, a hint).
+
+    The backend plan.json records is kept: a failover never moves the state."""
+    from skyplan.backend import from_doc
     from skyplan.planfile import read_plan
 
     out = Path(out_dir)
     text = (out / SPEC_COPY).read_text()
-    if options.get("hint") is None:
-        options["previous_plan"] = read_plan(out)
-    return compile_plan(spec_origin(out), out, spec_text=text, replace_live=True, **options)
+    previous = read_plan(out)
+    options = CompileOptions(catalog_dir=catalog_dir, exclusions=tuple(exclusions),
+                             backend=from_doc(previous.get("backend")))
+    return compile_plan(spec_origin(out), out, options, spec_text=text, replace_live=True, hint=hint,
+                        previous_plan=previous if hint is None else None)

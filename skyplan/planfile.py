@@ -245,6 +245,15 @@ def _ceiling_section(doc: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _state_line(backend: Mapping[str, Any] | None) -> list[str]:
+    if not backend:
+        return []  # local state, in each stack's folder
+    where = {"s3": "PREFIX/<stack>/terraform.tfstate", "gcs": "PREFIX/<stack>/default.tfstate",
+             "azurerm": "PREFIX/<stack>/terraform.tfstate"}[backend["type"]].replace("PREFIX", backend["prefix"])
+    return [f"- Terraform state: {backend['type']} backend `{backend['uri']}`, each stack at `{where}` "
+            "(credentials from the environment)"]
+
+
 def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = ()) -> str:
     """Render PLAN.md from a plan document: what a reviewer needs to approve the placement."""
     total = doc["total_cost"]
@@ -333,6 +342,7 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
         "",
         f"- catalog: {cat['source']}, dated {cat['date']}, sha256 `{cat['fingerprint'][:16]}…`",
         f"- spec sha256 `{doc['inputs']['spec_sha256'][:16]}…`",
+        *_state_line(doc.get("backend")),
         f"- solver: {solver['status']}, gap {fmt.percent(solver['gap'])}, "
         f"{solver['variables']} variables, {solver['constraints']} constraints, candidates "
         f"{solver['candidates_before_pruning']} → {solver['candidates_after_pruning']} after pruning and reduced-cost fixing",

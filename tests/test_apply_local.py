@@ -26,9 +26,9 @@ QUICKSTART = REPO / "examples" / "quickstart.yaml"
 
 def compile_dir(spec: Path, out: Path, exclusions: tuple[str, ...] = ()) -> Path:
     """Compile `spec` into `out` with the real pipeline."""
-    from skyplan.pipeline import compile_plan
+    from skyplan.pipeline import CompileOptions, compile_plan
 
-    compile_plan(spec, out, exclusions=exclusions)
+    compile_plan(spec, out, CompileOptions(exclusions=tuple(exclusions)))
     return out
 
 

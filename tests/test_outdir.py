@@ -201,7 +201,7 @@ def test_live_state_is_still_refused(plan):
 def test_a_compile_killed_half_way_leaves_files_recognisable(plan, monkeypatch):
     """The manifest is written as the union of old and new first: whatever subset of the new files
     a killed compile wrote, the next compile owns them all."""
-    from skyplan.pipeline import compile_plan
+    from skyplan.pipeline import CompileOptions, compile_plan
 
     real = outdir._write_file
     calls = {"n": 0}
@@ -214,7 +214,7 @@ def test_a_compile_killed_half_way_leaves_files_recognisable(plan, monkeypatch):
 
     monkeypatch.setattr(outdir, "_write_file", dies_after_some_writes)
     with pytest.raises(KeyboardInterrupt):
-        compile_plan(ML, plan, objective=_time())
+        compile_plan(ML, plan, CompileOptions(objective=_time()))
     monkeypatch.setattr(outdir, "_write_file", real)
     manifest = read_manifest(plan)
     assert any(len(hashes) == 2 for hashes in manifest.values())  # mid-way: old and new hashes
