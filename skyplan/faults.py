@@ -93,11 +93,14 @@ def destroy_from_whatever_is_left(run: _Run) -> list[str]:
 
 def stacks_with_state(directory: Any, names: Any) -> list[str]:
     """The stacks among `names` that have a state file, a kept copy of one or an errored dump."""
+    from skyplan.backend import BACKEND_FILE
     from skyplan.tfstate import ERRORED, LAST_GOOD, STATE, keep_dir
 
     d = Path(directory)
+    # A stack with a remote backend may have state wherever this DIR was checked out: Terraform reads it.
     return [n for n in names if (d / n).is_dir() and ((d / n / STATE).exists() or (d / n / ERRORED).exists()
-                                                       or (keep_dir(d / n) / LAST_GOOD).exists())]
+                                                       or (keep_dir(d / n) / LAST_GOOD).exists()
+                                                       or (d / n / BACKEND_FILE).exists())]
 
 
 def lift_stale_exclusions(run: _Run, events: list[dict]) -> list[str]:

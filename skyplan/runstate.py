@@ -5,6 +5,8 @@ seconds, "event": name, …}`. It is the apply loop's memory across processes: a
 `skyplan apply DIR` resumes from it (tasks that succeeded for the same spec are not re-run) and
 `skyplan status DIR` reads it. `DIR/.skyplan/lock` holds an fcntl lock and the owner's PID while
 an apply or destroy runs; the kernel drops the lock when that process dies, even by SIGKILL.
+A plan compiled with `--backend` also takes a remote lock and mirrors its run files there
+(`skyplan/remoterun.py`), so the run survives the machine it started on.
 """
 
 from __future__ import annotations
@@ -58,9 +60,23 @@ class EventLog:
 
                 self.write_error = describe_os_error(exc, self.path)
                 sys.stderr.write(f"warning: events are not recorded: {self.write_error}\n")
+        else:
+            self._mirror()
         if self.on_event is not None:
             self.on_event(record)
         return record
+
+    def _mirror(self) -> None:
+        """Upload the log where the plan's backend keeps run state (`remoterun`); a failed upload
+        warns once and does not stop the run (its teardown matters more)."""
+        from skyplan import remoterun
+
+        try:
+            remoterun.changed(self.path.parent)
+        except SkyplanError as exc:
+            if self.write_error is None:
+                self.write_error = exc.message
+                sys.stderr.write(f"warning: events are not uploaded: {exc.message}\n")
 
     def _append(self, line: bytes) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -115,6 +131,7 @@ class RunLock:
         self.path = Path(directory) / LOCK_FILE
         self.what = what
         self._fd: int | None = None
+        self._remote = None  # remoterun.RemoteRun while the plan's run state is remote
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,9 +149,28 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} ({self.what}, since {now_iso()})\n".encode())
         self._fd = fd
+        if self.what != "compile":
+            # A plan with a remote backend: the run lock and run files live there too.
+            from skyplan import remoterun
+
+            try:
+                self._remote = remoterun.start(self.path.parent.parent, self.what)
+            except BaseException:
+                self.__exit__()
+                raise
         return self
 
     def __exit__(self, *exc: object) -> None:
+        remote, self._remote = self._remote, None
+        try:
+            if remote is not None:
+                from skyplan import remoterun
+
+                remoterun.finish(remote)
+        finally:
+            self._release_local()
+
+    def _release_local(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)

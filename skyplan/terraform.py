@@ -336,13 +336,24 @@ class Runner:
                 os.unlink(spare)
         return res
 
+    def _has_state(self, d: Path) -> bool:
+        """Whether the stack may have state: a local state file, or a remote backend (`--backend`),
+        whose state only Terraform can read — the stack is initialised first if it is not yet."""
+        from skyplan.backend import BACKEND_FILE
+
+        if not (d / BACKEND_FILE).exists():
+            return (d / "terraform.tfstate").exists()
+        if not (d / ".terraform" / "terraform.tfstate").exists():  # the backend Terraform initialised
+            self.init(d)
+        return True
+
     def state_resources(self, directory: str | Path) -> list[str]:
         """Addresses of every resource instance in the stack's state (empty when there is no state)."""
         d = Path(directory)
-        if not (d / "terraform.tfstate").exists():
+        if not self._has_state(d):
             return []
         res, out = self._run(d, ["state", "list"], on_event=None, json_ui=False)
-        if not (d / "terraform.tfstate").exists():
+        if not self._has_state(d):
             return []  # an empty or broken state file was moved aside: there is no state
         if not res.ok:
             raise TerraformError(f"terraform state list failed in {d}:\n{res.stderr}")
@@ -351,7 +362,7 @@ class Runner:
     def output(self, directory: str | Path) -> dict[str, Any]:
         """Root outputs as plain values (`terraform output -json`)."""
         d = Path(directory)
-        if not (d / "terraform.tfstate").exists():
+        if not self._has_state(d):
             return {}
         res, out = self._run(d, ["output", "-json", "-no-color"], on_event=None, json_ui=False)
         if not res.ok:
