@@ -72,11 +72,12 @@ class _S3:
 
         try:
             import boto3
-            from botocore.exceptions import ClientError
+            from botocore.exceptions import BotoCoreError, ClientError
         except ImportError:
-            raise SkyplanError(missing_sdk("boto3", "aws", f"the run state of backend {backend.uri}")) from None
+            raise missing_sdk("aws", "boto3", f"the run state of backend {backend.uri}") from None
         self.bucket = backend.bucket
-        self.errors = ClientError
+        # ClientError: the service answered no; BotoCoreError: no credentials, no connection, ….
+        self.errors = (ClientError, BotoCoreError)
         # AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and credentials are read by boto3 itself.
         self.client = boto3.client("s3", region_name=backend.region)
 
