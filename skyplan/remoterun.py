@@ -213,8 +213,9 @@ class RemoteRun:
                 continue
             path = self.directory / rel
             local = path.read_bytes() if path.is_file() else b""
-            # The event log only grows: the longer copy is the newer (the same runner resuming keeps its own).
-            if len(found[0]) > len(local) or (rel != "events.jsonl" and not local):
+            # The event log only grows: the longer copy is the newer (the same runner resuming keeps its
+            # own). The applied plan is taken only when DIR has none; apply then refreshes it from plan.json.
+            if (len(found[0]) > len(local)) if rel == "events.jsonl" else not local:
                 from skyplan.atomicfile import write_bytes
 
                 path.parent.mkdir(parents=True, exist_ok=True)

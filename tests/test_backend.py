@@ -199,3 +199,16 @@ def test_gcs_backend_against_gcp_storage_emulator(tmp_path: Path):
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+def test_the_pr_comment_says_when_the_state_moves(tmp_path: Path):
+    compile_to(tmp_path / "local")
+    compile_to(tmp_path / "s3", "--backend", S3)
+    compile_to(tmp_path / "gs", "--backend", GS)
+    moved = skyplan("diff", str(tmp_path / "local"), str(tmp_path / "s3")).stdout
+    assert f"Terraform state: local (in the stacks' folders) → **`{S3}`**" in moved
+    assert f"Terraform state: `{S3}` → **`{GS}`**" in skyplan("diff", str(tmp_path / "s3"), str(tmp_path / "gs")).stdout
+    same = skyplan("diff", str(tmp_path / "s3"), str(tmp_path / "s3")).stdout
+    assert "Terraform state" not in same
+    doc = json.loads(skyplan("diff", str(tmp_path / "local"), str(tmp_path / "s3"), "--json").stdout)
+    assert doc["backend"] == {"old": None, "new": S3}

@@ -23,7 +23,7 @@ EXAMPLES = REPO / "examples"
 # The documented (README "PR comments") top-level keys of `skyplan diff --json`.
 DIFF_KEYS = {"diff_format", "format_version", "skyplan_version", "name", "marker", "status", "old", "new",
              "total_cost_delta", "total_cost_delta_percent", "compute_cost_delta", "egress_cost_delta",
-             "makespan_delta_hours", "excluded_zones", "changes", "terraform", "terraform_plan"}
+             "makespan_delta_hours", "excluded_zones", "backend", "changes", "terraform", "terraform_plan"}
 
 
 def skyplan(*args: str) -> subprocess.CompletedProcess:

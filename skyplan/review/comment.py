@@ -155,6 +155,9 @@ def diff_document(old_dir: str | Path, new_dir: str | Path, *, tf_plans: Mapping
         "egress_cost_delta": round((new_side or {}).get("egress_cost", 0.0) - (old_side or {}).get("egress_cost", 0.0), 6),
         "makespan_delta_hours": base["makespan_delta_hours"],
         "excluded_zones": base["excluded_zones"],
+        # Where Terraform state lives (`compile --backend`): a move of it deserves a reviewer's eye.
+        "backend": {"old": ((old_doc or {}).get("backend") or {}).get("uri"),
+                    "new": (new_doc.get("backend") or {}).get("uri")},
         "changes": base["changes"],
         "terraform": terraform,
         "terraform_plan": plans,
@@ -325,6 +328,10 @@ def _fold(d: Mapping[str, Any], lists: list[tuple[str, list[str], str]], limit: 
     return caps
 
 
+def _state_where(uri: str | None) -> str:
+    return f"`{uri}`" if uri else "local (in the stacks' folders)"
+
+
 def _render(d: Mapping[str, Any], lists: list[tuple[str, list[str], str]], caps: Mapping[str, int]) -> str:
     rows = {key: (r, what) for key, r, what in lists}
     out = [d["marker"], _headline(d), "", *_summary(d), ""]
@@ -333,6 +340,9 @@ def _render(d: Mapping[str, Any], lists: list[tuple[str, list[str], str]], caps:
         out += [f"Newly excluded: {', '.join(sorted(excl_new - excl_old))}", ""]
     if excl_old - excl_new:
         out += [f"No longer excluded: {', '.join(sorted(excl_old - excl_new))}", ""]
+    backend = d.get("backend") or {}
+    if backend.get("old") != backend.get("new") and (d["old"] is not None or backend.get("new")):
+        out += [f"Terraform state: {_state_where(backend.get('old'))} → **{_state_where(backend.get('new'))}**", ""]
 
     changes = d["changes"]
     if changes:
