@@ -182,7 +182,7 @@ def test_gcs_backend_against_gcp_storage_emulator(tmp_path: Path):
                 time.sleep(0.2)
         out = tmp_path / "plan"
         compile_to(out, "--backend", "gs://gstate/ci/quickstart")
-        env = {"GOOGLE_OAUTH_ACCESS_TOKEN": "emulator-accepts-any-token",
+        env = {"GOOGLE_OAUTH_ACCESS_TOKEN": "emulator-accepts-any-token", "SKYPLAN_LOCAL_SLOTS_DIR": str(tmp_path / "slots"),
                "TF_CLI_ARGS_init": f"-backend-config=storage_custom_endpoint={api}/"}
         res = skyplan("apply", str(out), "--auto-approve", env=env)
         assert res.returncode == 0, res.stdout + res.stderr

@@ -90,7 +90,7 @@ def test_every_skyplan_command_runs(workflow: str, tmp_path: Path, moto_s3: Moto
     variables = {k: str(v) for k, v in (doc.get("env") or doc.get("variables")).items()}
     backend = f"s3://{moto_s3.bucket}/{workflow}/quickstart?region=eu-west-1"
     variables["SKYPLAN_BACKEND"] = backend
-    env = dict(os.environ, PYTHONPATH=str(REPO), **moto_s3.env)
+    env = dict(os.environ, PYTHONPATH=str(REPO), SKYPLAN_LOCAL_SLOTS_DIR=str(tmp_path / "slots"), **moto_s3.env)
 
     def skyplan(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "skyplan", *args], cwd=cwd, env=env, capture_output=True,
@@ -116,6 +116,8 @@ def test_every_skyplan_command_runs(workflow: str, tmp_path: Path, moto_s3: Moto
             if argv[1] == "diff":
                 assert res.stdout.startswith("<!-- skyplan-diff:quickstart -->\n"), res.stdout[:200]
     assert sorted(ran) == ["apply", "compile", "compile", "diff"]
-    # The apply kept its Terraform state in the backend, not on the runner.
-    assert moto_s3.keys(f"{workflow}/quickstart/") == [f"{workflow}/quickstart/local/terraform.tfstate"]
+    # The apply kept its Terraform state and its run state in the backend, not on the runner.
+    prefix = f"{workflow}/quickstart"
+    assert moto_s3.keys(f"{prefix}/") == [f"{prefix}/.skyplan/events.jsonl", f"{prefix}/.skyplan/plan.applied.json",
+                                          f"{prefix}/local/terraform.tfstate"]
     assert not (checkout / variables["PLAN_DIR"] / "local" / "terraform.tfstate").exists()

@@ -57,7 +57,9 @@ class Checkout:
         # Task outputs go to storage every runner reaches (here a shared folder, in CI a bucket).
         self.storage = root / "storage"
         self.prefix = f"plans/{root.name}"
-        self.env = dict(os.environ, PYTHONPATH=str(REPO), SKYPLAN_RUN_LOCK_TTL=str(LOCK_TTL_S), **moto.env)
+        # Own CPU slots: local tasks of other tests running on this machine do not take ours.
+        self.env = dict(os.environ, PYTHONPATH=str(REPO), SKYPLAN_RUN_LOCK_TTL=str(LOCK_TTL_S),
+                        SKYPLAN_LOCAL_SLOTS_DIR=str(root / "slots"), **moto.env)
         spec = root / "slow.yaml"
         spec.write_text(SLOW_DAG.format(storage=self.storage, sleep=sleep))
         self.plan = root / "plan"
