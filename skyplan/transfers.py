@@ -104,9 +104,21 @@ def path_egress(
     """USD of the DAG's data a task at `location` with `nodes` nodes moves: its outputs written to
     the plan's storage, each upstream's outputs (`outputs`: task → GB) read to each node."""
     storage = storage_bucket(spec)
-    total = upload_cost(task.outputs_gb, location, storage, catalog)
+    tier = bucket_tier(storage, location)
+    return path_egress_at(task, location.cloud, tier, nodes, storage, catalog, outputs)
+
+
+def path_egress_at(
+    task: Task, cloud: str, tier: int, nodes: int, storage: Bucket, catalog: Catalog, outputs: dict[str, float]
+) -> float:
+    """`path_egress` for a location of `cloud` at `tier` from the storage: all it depends on."""
+    up = task.outputs_gb * _rate(catalog, cloud, tier) if task.outputs_gb > 0 else 0.0
+    down_rate = _rate(catalog, storage.cloud, tier)
+    total = up
     for dep in task.depends_on:
-        total += download_cost(outputs[dep], storage, location, nodes, catalog)
+        gb = outputs[dep]
+        if gb > 0:
+            total += gb * nodes * down_rate
     return total
 
 

@@ -454,3 +454,30 @@ def test_replan_frees_kept_tasks_when_keeping_them_is_infeasible():
     after = solve(spec, {"a": cands["a"], "b": cands["b"][1:]}, CATALOG, limits=limits, hint=before)
     assert after.task("b").candidate.location == pool
     assert after.task("a").candidate.location == AWS_A
+
+
+# --- the real path on the shipped catalog ------------------------------------------------------
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_the_storage_region_draws_the_tasks_that_move_data(region):
+    from skyplan.candidates import build_candidates
+    from skyplan.catalog import load_catalog
+    from skyplan.spec import load_spec
+
+    text = f"""
+name: pull
+storage: {{uri: s3://b/p, region: {region}}}
+allowed: {{clouds: [aws]}}
+tasks:
+  - {{name: a, run: echo, hours: 1, outputs_gb: 300}}
+  - {{name: b, run: echo, hours: 1, depends_on: [a], num_nodes: 2}}
+"""
+    spec = load_spec("pull.yaml", text=text)
+    catalog = load_catalog()
+    plan = solve(spec, build_candidates(spec, catalog), catalog)
+    # Outside the bucket's region a costs 300 GB × $0.02 up and b 2 × 300 GB × $0.02 down: more
+    # than any region's cheaper compute saves.
+    assert {tp.candidate.location.region for tp in plan.tasks} == {region}
+    assert all(tp.egress_cost == 0.0 for tp in plan.tasks)
+    assert plan.total_cost == pytest.approx(evaluate(spec, {tp.task: tp.candidate for tp in plan.tasks}, catalog)[0])

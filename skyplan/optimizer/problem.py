@@ -22,7 +22,7 @@ from dataclasses import astuple, dataclass
 
 from skyplan.errors import InfeasibleError, SkyplanError, SpecError
 from skyplan.models import Candidate, Catalog, SourcePos, Spec
-from skyplan.transfers import bucket_tier, input_hours, outputs_by_task, path_egress, storage_bucket
+from skyplan.transfers import bucket_tier, input_hours, outputs_by_task, path_egress_at, storage_bucket
 
 COST_UNITS_PER_USD = 1_000_000
 SECONDS_PER_HOUR = 3600
@@ -132,17 +132,14 @@ def build_problem(
         seconds = tuple(seconds_up(gb * 8.0 / g / 3600.0) if gb > 0 else 0 for g in gbps)
         edges.append(Edge(src=u, dst=v, gb=gb, seconds=seconds))  # type: ignore[arg-type]
     check_scale(spec, cands, catalog)
-    storage = storage_bucket(spec)
+    costs, tiers, ready = _per_candidate(spec, cands, catalog)
     return Problem(
         task_names=[t.name for t in spec.tasks],
         cands=cands,
-        cost=_costs(spec, cands, catalog),
+        cost=costs,
         dur=[[seconds_up(c.hours) for c in cs] for cs in cands],
-        store_tier=[[bucket_tier(storage, c.location) for c in cs] for cs in cands],
-        ready=[
-            [seconds_up(input_hours(t, c.location, catalog)) for c in cs]
-            for t, cs in zip(spec.tasks, cands, strict=True)
-        ],
+        store_tier=tiers,
+        ready=ready,
         pref=[[c.preference for c in cs] for cs in cands],
         usage=[
             [{k: math.ceil(a * QUOTA_SCALE - 1e-9) for k, a in c.quota_usage if k in used_keys} for c in cs]
@@ -155,20 +152,39 @@ def build_problem(
     )
 
 
-def _costs(spec: Spec, cands: Sequence[Sequence[Candidate]], catalog: Catalog) -> list[list[int]]:
-    """Per candidate, compute + input egress + the DAG data its placement moves (micro-dollars)."""
+def _per_candidate(
+    spec: Spec, cands: Sequence[Sequence[Candidate]], catalog: Catalog
+) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+    """Per candidate: cost (compute + input egress + the DAG data its placement moves, in
+    micro-dollars), its location's tier to the storage, and the seconds reading its inputs."""
+    storage = storage_bucket(spec)
     outputs = outputs_by_task(spec)
-    out = []
+    tier_of: dict = {}
+    costs, tiers, ready = [], [], []
     for t, cs in zip(spec.tasks, cands, strict=True):
         path: dict = {}
-        row = []
+        reading: dict = {}
+        cost_row, tier_row, ready_row = [], [], []
         for c in cs:
-            key = (c.location, c.num_nodes)
+            loc = c.location
+            tier = tier_of.get(loc)
+            if tier is None:
+                tier = tier_of[loc] = bucket_tier(storage, loc)
+            key = (loc.cloud, tier, c.num_nodes)
             if key not in path:
-                path[key] = path_egress(spec, t, c.location, c.num_nodes, catalog, outputs)
-            row.append(cost_units(c.cost + path[key]))
-        out.append(row)
-    return out
+                path[key] = path_egress_at(t, loc.cloud, tier, c.num_nodes, storage, catalog, outputs)
+            cost_row.append(cost_units(c.cost + path[key]))
+            tier_row.append(tier)
+            if not t.inputs:
+                ready_row.append(0)
+                continue
+            if loc not in reading:
+                reading[loc] = seconds_up(input_hours(t, loc, catalog))
+            ready_row.append(reading[loc])
+        costs.append(cost_row)
+        tiers.append(tier_row)
+        ready.append(ready_row)
+    return costs, tiers, ready
 
 
 def check_scale(spec: Spec, cands: Sequence[Sequence[Candidate]], catalog: Catalog) -> None:
