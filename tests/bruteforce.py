@@ -25,6 +25,7 @@ from skyplan.models import (
     Candidate,
     Catalog,
     CatalogInfo,
+    DataInput,
     Location,
     Objective,
     Offering,
@@ -114,11 +115,13 @@ def make_spec(
     budget: float | None = None,
     storage: tuple[str, str | None] | None = ("aws", "us-east-1"),
     nodes: dict[str, int] | None = None,
+    inputs: dict[str, tuple[DataInput, ...]] | None = None,
 ) -> Spec:
-    """A spec of CPU tasks; `storage` is the (cloud, region) of its storage bucket (None: local)."""
+    """A spec of CPU tasks; `storage` is the (cloud, region) of its storage bucket (None: local).
+    `inputs` only time a task's start: their cost is the candidates' `input_egress`."""
     tasks = tuple(
         Task(name=t, options=(ResourceOption(),), outputs_gb=outputs.get(t, 0.0), depends_on=d,
-             num_nodes=(nodes or {}).get(t, 1))
+             num_nodes=(nodes or {}).get(t, 1), inputs=(inputs or {}).get(t, ()))
         for t, d in deps.items()
     )
     uri, region = (STORAGE_URI[storage[0]], storage[1]) if storage else (None, None)
@@ -153,6 +156,12 @@ def random_instance(
     nodes = {t: rng.choice([1, 1, 1, 2, 3]) for t in names}
     bucket = rng.choice([loc for loc in LOCATIONS if loc.cloud in clouds])
     storage = (bucket.cloud, rng.choice([bucket.region, bucket.region, None]))
+    inputs = {}
+    for t in names:
+        if rng.random() < 0.3:
+            src = rng.choice(LOCATIONS)
+            cloud, region = rng.choice([(src.cloud, src.region), (src.cloud, None), (None, None)])
+            inputs[t] = (DataInput(f"data://{t}", float(5 * rng.randint(1, 100)), cloud, region),)
     candidates: dict[str, list[Candidate]] = {}
     for t in names:
         cands = []
@@ -177,7 +186,7 @@ def random_instance(
             )
         candidates[t] = cands
     limits = {"qa": float(rng.choice([16, 24, 32])), "qb": float(rng.choice([8, 16]))} if quotas else {}
-    spec = make_spec(f"rand{seed}", deps, outputs, storage=storage, nodes=nodes)
+    spec = make_spec(f"rand{seed}", deps, outputs, storage=storage, nodes=nodes, inputs=inputs)
     return Instance(spec, candidates, limits)
 
 
@@ -233,7 +242,7 @@ def _storage(spec: Spec) -> tuple[str, str | None]:
     return (_SCHEME_CLOUD[spec.storage.split("://", 1)[0]], spec.storage_region)
 
 
-def _leg_tier(bucket: tuple[str, str | None], loc: Location) -> str:
+def _leg_tier(bucket: tuple[str | None, str | None], loc: Location) -> str:
     """Tier between a bucket and a task location: a bucket serves its whole region as one zone;
     a bucket of unknown region counts as in the region of whoever reads or writes it."""
     cloud, region = bucket
@@ -274,10 +283,18 @@ def _lag(spec: Spec, catalog: Catalog, assign: dict[str, Candidate], src: str, d
     return up + _leg_hours(catalog, gb, _leg_tier(bucket, assign[dst].location))
 
 
+def _reading(spec: Spec, catalog: Catalog, assign: dict[str, Candidate], task: str) -> float:
+    """Hours a task spends reading its external inputs, one after another, before it runs."""
+    loc = assign[task].location
+    return sum(_leg_hours(catalog, d.size_gb, _leg_tier((d.cloud, d.region), loc)) for d in spec.task(task).inputs)
+
+
 def critical_path(spec: Spec, catalog: Catalog, assign: dict[str, Candidate]) -> float:
     end: dict[str, float] = {}
     for t in spec.tasks:
-        ready = max((end[d] + _lag(spec, catalog, assign, d, t.name) for d in t.depends_on), default=0.0)
+        ready = max((end[d] + _lag(spec, catalog, assign, d, t.name) for d in t.depends_on),
+                    default=0.0)
+        ready = max(ready, _reading(spec, catalog, assign, t.name))
         end[t.name] = ready + assign[t.name].hours
     return max(end.values())
 
@@ -299,6 +316,7 @@ def min_makespan_with_limits(
         for t in order:
             dur = assign[t].hours
             ready = max((end[d] + _lag(spec, catalog, assign, d, t) for d in deps[t]), default=0.0)
+            ready = max(ready, _reading(spec, catalog, assign, t))
             for start in sorted({ready} | {e for _, e, _ in placed if e > ready}):
                 if _fits(placed, use, t, start, start + dur, limits):
                     break

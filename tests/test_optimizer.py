@@ -68,7 +68,7 @@ def test_cost_objective_matches_bruteforce(seed):
     inst = random_instance(seed)
     check_against_bruteforce(inst.spec, inst, Objective.COST)
     plan = solve(inst.spec, inst.candidates, CATALOG)
-    # Location-aggregated egress is exact: the model's own objective equals the float cost.
+    # Per-candidate egress is exact: the model's own objective equals the float cost (per-task rounding).
     assert abs(plan.solver.objective - plan.total_cost) <= 1e-5 * (1 + len(inst.spec.edges))
 
 
@@ -481,3 +481,19 @@ tasks:
     assert {tp.candidate.location.region for tp in plan.tasks} == {region}
     assert all(tp.egress_cost == 0.0 for tp in plan.tasks)
     assert plan.total_cost == pytest.approx(evaluate(spec, {tp.task: tp.candidate for tp in plan.tasks}, catalog)[0])
+
+
+def test_reading_external_inputs_delays_the_start():
+    from skyplan.models import DataInput
+
+    # 450 GB from a GCP bucket to an AWS task: the internet tier, 10 Gbit/s, 360 s = 0.1 h.
+    inputs = {"a": (DataInput("gs://raw/x", 450.0, "gcp", "us-central1"),)}
+    spec = make_spec("in", {"a": ()}, {}, inputs=inputs, deadline=2.05)
+    cands = {"a": [make_candidate("a", AWS_A, hourly=1, hours=2)]}
+    assert evaluate(spec, {"a": cands["a"][0]}, CATALOG)[1] == pytest.approx(2.1)
+    with pytest.raises(InfeasibleError) as err:
+        solve(spec, cands, CATALOG)
+    assert err.value.message == "fastest plan takes 2.1 h > deadline 2.05 h"
+    # With the deadline met, a starts at 0.1 h, once its input is read.
+    plan = solve(dataclasses.replace(spec, deadline_hours=2.1), cands, CATALOG)
+    assert plan.task("a").start_hours == pytest.approx(0.1) and plan.makespan_hours == pytest.approx(2.1)

@@ -16,12 +16,12 @@ bound the concurrent usage of tasks running at the same time. Objective cost min
 cost. Times and schedules are only modelled when needed (objective time, a deadline, a quota
 some candidate uses, or a Pareto request); otherwise the model is placement only.
 
-How a solve runs (`solve.py`). Sound dominance pruning (`prune.py`); for the cost objective,
-a dual bound (`bound.py`): block-coordinate ascent on the dual of the placement LP, which
-proves most plans optimal outright and, by reduced costs, drops every candidate that no plan
-as cheap as the best known can use; then the exact CP-SAT model (`model.py`) of what is left,
-which settles ties (preference, makespan), time, quotas and anything the bound did not prove.
-The time objective and Pareto fronts go to CP-SAT directly.
+How a solve runs (`solve.py`). Sound dominance pruning per task (`prune.py`); for the cost
+objective, the exact cost bound (`bound.py`: with egress per candidate, the sum of each task's
+cheapest candidate), whose reduced costs drop every candidate that no plan as cheap as the best
+known can use; then the exact CP-SAT model (`model.py`) of what is left, which settles ties
+(preference, makespan), time, quotas, deadline and budget. The time objective and Pareto fronts
+go to CP-SAT directly.
 
 Integer units: micro-dollars (rounded) and seconds (durations and transfers rounded up, the
 deadline down: a plan the solver accepts meets the deadline exactly). Reported totals are

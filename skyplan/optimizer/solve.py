@@ -43,7 +43,6 @@ from skyplan.transfers import outputs_by_task
 
 _TIGHT = 0.005  # a constraint with less than 0.5 % slack is reported as binding
 _MAX_PARETO = 6
-_BOUND_SHARE = 0.5  # of the time limit, at most, for the dual bound of placement-only models
 
 
 @dataclass
@@ -95,9 +94,10 @@ def solve(
     unfixed = sub  # infeasibility is explained on every candidate, not only those fixing kept
     bound: CostBound | None = None
     if objective is Objective.COST and not pareto:
-        # The dual bound usually proves a plan optimal outright, and its reduced costs drop every
-        # candidate that no plan as cheap can use (see bound.py); CP-SAT then gets a small model.
-        bound = cost_bound(sub, time_budget_s=_BOUND_SHARE * time_limit_s, plan=start_choice)
+        # The exact cost bound proves a plan optimal unless a deadline, budget or quota intervenes,
+        # and its reduced costs drop every candidate that no plan as cheap can use (see bound.py);
+        # CP-SAT then gets a small model.
+        bound = cost_bound(sub, time_budget_s=time_limit_s, plan=start_choice)
         survivors = _survivors(sub, bound)
         if survivors is not None:
             keep = [[ks[j] for j in fixed] for ks, fixed in zip(keep, survivors, strict=True)]
@@ -115,9 +115,9 @@ def solve(
         model.hint(start_choice, [s for s, _ in start_times] if start_times else None)
     built_s = time.perf_counter() - started - pruned_s - bound_s
     fallback = start_choice if _feasible_start(sub, start_choice, start_times) else None
-    # The solver's share is fixed, not what the wall clock left: its deterministic-time limit is
-    # derived from it, and must not vary from run to run.
-    solver_limit_s = time_limit_s * (1.0 - _BOUND_SHARE) if bound is not None else time_limit_s
+    # The solver gets the whole limit, not what the wall clock left (the bound takes one pass): its
+    # deterministic-time limit is derived from it, and must not vary from run to run.
+    solver_limit_s = time_limit_s
     outcome = _optimise(
         model,
         objective,
