@@ -38,6 +38,7 @@ from skyplan.models import (  # noqa: E402
 )
 from skyplan.optimizer import solve  # noqa: E402
 
+BENCH_STORAGE, BENCH_STORAGE_REGION = "s3://skyplan-bench/runs", "us-east-1"
 CPU_SHAPES = ((4, 16), (8, 32), (16, 64), (32, 128))
 # (accelerator options, hours per accelerator)
 GPU_SHAPES = (
@@ -103,7 +104,9 @@ def make_spec(shape: str, n: int, seed: int, *, gpu_share: float = 0.3, **extra)
     else:
         raise ValueError(shape)
     tasks = tuple(_task(rng, names[i], deps[i], gpu_share) for i in range(n))
-    return Spec(name=f"{shape}-{n}", tasks=tasks, **extra)
+    # Storage in one bucket of known region, as a real plan has: every edge's data goes through it.
+    return Spec(name=f"{shape}-{n}", tasks=tasks, storage=BENCH_STORAGE, storage_region=BENCH_STORAGE_REGION,
+                **extra)
 
 
 QUOTAS = (

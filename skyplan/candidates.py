@@ -1,7 +1,8 @@
 """Per task, the (offering, spot or not) pairs that satisfy it, priced, with dominated ones pruned.
 
 This is the optimizer's whole view of the catalog: a candidate carries its hours, hourly
-price, input-egress cost and quota usage, so the solver never looks at offerings again.
+price, input-egress cost (skyplan/transfers.py) and quota usage, so the solver never looks at
+offerings again.
 
 Spot policy (`resources.use_spot`):
   * `false`: on-demand only.
@@ -37,6 +38,7 @@ from skyplan.models import (
     Task,
 )
 from skyplan.targets import disks
+from skyplan.transfers import input_egress
 
 # Expected extra runtime when a task runs on spot: preemptions, re-provisioning and the work
 # redone since the last checkpoint. An assumption, not a measurement: the AWS Spot Instance
@@ -342,7 +344,7 @@ def _task_candidates(
         (option, _placed_offerings(option, rules, index, excluded, placed_cache)) for option in task.options
     ]
     # With one spot policy for all options, the offerings an option matches at one location
-    # with one spot flag and the same quota footprint have equal hours, preference and input
+    # with one spot flag and the same quota footprint have equal hours, preference and
     # egress, so only the cheapest of them can survive pruning: skip the others early.
     shortcut = len({option.use_spot for option in task.options}) == 1
     if shortcut:
@@ -369,7 +371,7 @@ def _task_candidates(
     for preference, hours, offering, spot, price in chosen.values():
         location = offering.location
         if location not in egress_at:
-            egress_at[location] = _input_egress_cost(task, location, catalog)
+            egress_at[location] = input_egress(task, location, catalog)
             key_of[location] = location.key
         egress = egress_at[location]
         usage = _quota_usage(spec, offering, spot, nodes) if spec.quotas else ()
@@ -493,24 +495,6 @@ def _price_choices(policy: SpotPolicy, offering: Offering, hours: float) -> list
     if policy in (SpotPolicy.SPOT, SpotPolicy.AUTO) and offering.spot_price is not None:
         choices.append((True, offering.spot_price, hours * (1.0 + SPOT_OVERHEAD)))
     return choices
-
-
-def _input_egress_cost(task: Task, location: Location, catalog: Catalog) -> float:
-    total = 0.0
-    for data in task.inputs:
-        # Unknown source cloud, or a cloud without rates (e.g. an https URL): treated as free,
-        # since ingress is free on every cloud (egress.md §2) and nobody we know bills the sender.
-        if data.cloud is None or data.cloud not in catalog.rates or data.size_gb <= 0:
-            continue
-        if data.region is None:
-            # A bucket of unknown region: leaving its cloud costs the internet rate wherever
-            # the bucket is; within its cloud the tier is unknown, so it is counted as free.
-            if data.cloud == location.cloud:
-                continue
-            total += data.size_gb * catalog.rates[data.cloud].internet
-            continue
-        total += data.size_gb * catalog.egress_per_gb(Location(data.cloud, data.region, None), location)
-    return total
 
 
 # ---------------------------------------------------------------------------------------------

@@ -203,6 +203,7 @@ class Spec:
     allowed: Allowed = Allowed()
     exclude_zones: tuple[str, ...] = ()
     storage: str | None = None
+    storage_region: str | None = None  # the storage bucket's region, when the spec gives it
     quotas: tuple[Quota, ...] = ()
     pools: tuple[Pool, ...] = ()
     source_file: str = "<spec>"
@@ -350,7 +351,7 @@ class Candidate:
     hours: float  # expected runtime, including the spot preemption overhead
     hourly_price: float  # per node
     num_nodes: int
-    input_egress_cost: float  # moving the task's external inputs to this location
+    input_egress_cost: float  # reading the task's external inputs to each node at this location
     preference: int = 0
     quota_usage: tuple[tuple[str, float], ...] = ()  # (quota name, amount held while running)
 
@@ -371,7 +372,7 @@ class Candidate:
 class TaskPlacement:
     task: str
     candidate: Candidate
-    egress_cost: float  # inputs + incoming edges, charged to the receiving task
+    egress_cost: float  # inputs and upstream outputs read to each node, own outputs written (transfers.py)
     start_hours: float
     end_hours: float
 

@@ -241,6 +241,7 @@ def solve_spec(
     from skyplan.optimizer import solve
     from skyplan.planfile import plan_document
     from skyplan.spec import load_spec
+    from skyplan.transfers import storage_bucket
 
     timings: dict[str, float] = {}
 
@@ -286,11 +287,14 @@ def solve_spec(
     step("optimize", t0)
 
     bw = catalog.bandwidth
+    storage = storage_bucket(spec)
     assumptions = {
         "spot_overhead": SPOT_OVERHEAD,
         "bandwidth_gbps": {"same_zone": bw.same_zone, "cross_zone": bw.cross_zone,
                            "inter_region": bw.inter_region, "internet": bw.internet},
         "default_hours": 1.0,
+        # Where egress is priced through: every edge's data is written there and read back.
+        "egress_storage": {"cloud": storage.cloud, "region": storage.region},
     }
     doc = plan_document(spec, placement, catalog.info, assumptions)
     doc["apply_blockers"] = sorted(apply_blockers(spec, placement))

@@ -254,6 +254,20 @@ def _state_line(backend: Mapping[str, Any] | None) -> list[str]:
             "(credentials from the environment)"]
 
 
+def _egress_path_line(via: Mapping[str, Any]) -> str:
+    if via["cloud"] == "local":
+        where = "this machine's `file://` storage (no `storage:` given)"
+    elif via["cloud"] is None:
+        where = "the spec's storage (of no cloud skyplan prices)"
+    elif via["region"]:
+        where = f"the plan's storage ({via['cloud']} {via['region']})"
+    else:
+        where = (f"the plan's storage ({via['cloud']}, region not given: priced as in-region for {via['cloud']} "
+                 "tasks; write `storage: {uri, region}` to price the real region)")
+    return (f"Egress follows the data through {where}: each task's outputs are written there once and read "
+            "back by every node of each downstream task; external inputs are read to every node.")
+
+
 def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = ()) -> str:
     """Render PLAN.md from a plan document: what a reviewer needs to approve the placement."""
     total = doc["total_cost"]
@@ -266,6 +280,9 @@ def summary_markdown(doc: Mapping[str, Any], *, spec_warnings: Sequence[str] = (
         f"estimated makespan **{fmt.duration(doc['makespan_hours'])}** · objective `{doc['objective']}` · "
         f"{len(doc['tasks'])} task(s) on {', '.join(sorted({t['cloud'] for t in doc['tasks']}))}"
     )
+    via = (doc.get("assumptions") or {}).get("egress_storage")
+    if via:
+        out += ["", _egress_path_line(via)]
     base = doc.get("baseline_single_region")
     if base:
         saved = base["total_cost"] - total

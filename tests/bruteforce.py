@@ -1,7 +1,11 @@
 """Reference optimizer by exhaustive enumeration, and a seeded generator of small random instances.
 
-Written independently of skyplan.optimizer: its own critical path, its own cost sum, and an exact
-scheduler for quotas. Quota feasibility: for a fixed assignment the earliest-start schedule is
+Written independently of skyplan.optimizer and skyplan.transfers: its own critical path, its own
+cost sum along the data's real path, and an exact scheduler for quotas. The real path: a task's
+outputs are written once from its location to the plan's storage, and every node of each
+downstream task reads them back; each leg is priced at its source side's tier rate and timed at
+its tier's bandwidth (upload, then download, between the upstream's end and the downstream's
+start). Quota feasibility: for a fixed assignment the earliest-start schedule is
 not enough (two tasks may have to be serialised), so the minimum makespan is found by the serial
 schedule-generation scheme over every precedence-feasible task order. Each order schedules its
 next task at the earliest time that satisfies the precedences (with transfer delays) and the
@@ -21,6 +25,7 @@ from skyplan.models import (
     Candidate,
     Catalog,
     CatalogInfo,
+    DataInput,
     Location,
     Objective,
     Offering,
@@ -71,6 +76,7 @@ def make_candidate(
     input_egress: float = 0.0,
     preference: int = 0,
     quota: tuple[tuple[str, float], ...] = (),
+    nodes: int = 1,
 ) -> Candidate:
     offering = Offering(
         location=location,
@@ -88,11 +94,15 @@ def make_candidate(
         spot=spot,
         hours=hours,
         hourly_price=hourly,
-        num_nodes=1,
+        num_nodes=nodes,
         input_egress_cost=input_egress,
         preference=preference,
         quota_usage=quota,
     )
+
+
+# Storage URIs by cloud, for specs whose storage sits at a bucket location.
+STORAGE_URI = {"aws": "s3://bkt/plans", "gcp": "gs://bkt/plans", "azure": "az://acct/cont/plans"}
 
 
 def make_spec(
@@ -103,12 +113,20 @@ def make_spec(
     objective: Objective = Objective.COST,
     deadline: float | None = None,
     budget: float | None = None,
+    storage: tuple[str, str | None] | None = ("aws", "us-east-1"),
+    nodes: dict[str, int] | None = None,
+    inputs: dict[str, tuple[DataInput, ...]] | None = None,
 ) -> Spec:
+    """A spec of CPU tasks; `storage` is the (cloud, region) of its storage bucket (None: local).
+    `inputs` only time a task's start: their cost is the candidates' `input_egress`."""
     tasks = tuple(
-        Task(name=t, options=(ResourceOption(),), outputs_gb=outputs.get(t, 0.0), depends_on=d)
+        Task(name=t, options=(ResourceOption(),), outputs_gb=outputs.get(t, 0.0), depends_on=d,
+             num_nodes=(nodes or {}).get(t, 1), inputs=(inputs or {}).get(t, ()))
         for t, d in deps.items()
     )
-    return Spec(name=name, tasks=tasks, objective=objective, deadline_hours=deadline, budget=budget)
+    uri, region = (STORAGE_URI[storage[0]], storage[1]) if storage else (None, None)
+    return Spec(name=name, tasks=tasks, objective=objective, deadline_hours=deadline, budget=budget,
+                storage=uri, storage_region=region)
 
 
 @dataclass
@@ -135,6 +153,15 @@ def random_instance(
     locs = [loc for loc in LOCATIONS if loc.cloud in clouds]
     deps = {t: tuple(names[j] for j in range(i) if rng.random() < 0.45) for i, t in enumerate(names)}
     outputs = {t: float(5 * rng.randint(0, 100)) for t in names}
+    nodes = {t: rng.choice([1, 1, 1, 2, 3]) for t in names}
+    bucket = rng.choice([loc for loc in LOCATIONS if loc.cloud in clouds])
+    storage = (bucket.cloud, rng.choice([bucket.region, bucket.region, None]))
+    inputs = {}
+    for t in names:
+        if rng.random() < 0.3:
+            src = rng.choice(LOCATIONS)
+            cloud, region = rng.choice([(src.cloud, src.region), (src.cloud, None), (None, None)])
+            inputs[t] = (DataInput(f"data://{t}", float(5 * rng.randint(1, 100)), cloud, region),)
     candidates: dict[str, list[Candidate]] = {}
     for t in names:
         cands = []
@@ -154,11 +181,12 @@ def random_instance(
                     input_egress=round(rng.choice([0.0, 0.0, rng.uniform(0, 20)]), 4),
                     preference=rng.randint(0, 2) if preferences else 0,
                     quota=quota,
+                    nodes=nodes[t],
                 )
             )
         candidates[t] = cands
     limits = {"qa": float(rng.choice([16, 24, 32])), "qb": float(rng.choice([8, 16]))} if quotas else {}
-    spec = make_spec(f"rand{seed}", deps, outputs)
+    spec = make_spec(f"rand{seed}", deps, outputs, storage=storage, nodes=nodes, inputs=inputs)
     return Instance(spec, candidates, limits)
 
 
@@ -196,30 +224,77 @@ def structured_instance(seed: int, *, n_tasks: int = 5, quotas: bool = False) ->
                 )
         candidates[t] = cands or [make_candidate(t, LOCATIONS[0], hourly=base, hours=hours)]
     limits = {"q-aws": 16.0, "q-gcp": 16.0, "q-azure": 8.0} if quotas else {}
-    return Instance(make_spec(f"struct{seed}", deps, outputs), candidates, limits)
+    bucket = rng.choice(LOCATIONS)
+    return Instance(make_spec(f"struct{seed}", deps, outputs, storage=(bucket.cloud, bucket.region)),
+                    candidates, limits)
 
 
 # --- the reference ------------------------------------------------------------------------------
 
 
+_SCHEME_CLOUD = {"s3": "aws", "gs": "gcp", "az": "azure"}
+
+
+def _storage(spec: Spec) -> tuple[str, str | None]:
+    """(cloud, region or None) of the spec's storage bucket; the machine running apply when none."""
+    if spec.storage is None:
+        return ("local", None)
+    return (_SCHEME_CLOUD[spec.storage.split("://", 1)[0]], spec.storage_region)
+
+
+def _leg_tier(bucket: tuple[str | None, str | None], loc: Location) -> str:
+    """Tier between a bucket and a task location: a bucket serves its whole region as one zone;
+    a bucket of unknown region counts as in the region of whoever reads or writes it."""
+    cloud, region = bucket
+    if cloud != loc.cloud:
+        return "internet"
+    if region is not None and region != loc.region:
+        return "inter_region"
+    return "same_zone"
+
+
+def _leg_rate(catalog: Catalog, source_cloud: str, tier: str) -> float:
+    rates = catalog.rates.get(source_cloud)
+    return getattr(rates, tier) if rates is not None else 0.0
+
+
+def _leg_hours(catalog: Catalog, gb: float, tier: str) -> float:
+    return gb * 8.0 / getattr(catalog.bandwidth, tier) / 3600.0 if gb > 0 else 0.0
+
+
 def plan_cost(spec: Spec, catalog: Catalog, assign: dict[str, Candidate]) -> float:
     total = sum(c.hours * c.hourly_price * c.num_nodes + c.input_egress_cost for c in assign.values())
+    bucket = _storage(spec)
     for t in spec.tasks:
+        here = assign[t.name]
+        # Up: the task's cloud bills writing its outputs, once, whatever reads them.
+        total += t.outputs_gb * _leg_rate(catalog, here.location.cloud, _leg_tier(bucket, here.location))
         for d in t.depends_on:
-            total += spec.task(d).outputs_gb * catalog.egress_per_gb(
-                assign[d].location, assign[t.name].location
-            )
+            # Down: the bucket's cloud bills every node's read.
+            rate = _leg_rate(catalog, bucket[0], _leg_tier(bucket, here.location))
+            total += spec.task(d).outputs_gb * here.num_nodes * rate
     return total
 
 
 def _lag(spec: Spec, catalog: Catalog, assign: dict[str, Candidate], src: str, dst: str) -> float:
-    return catalog.transfer_hours(spec.task(src).outputs_gb, assign[src].location, assign[dst].location)
+    gb = spec.task(src).outputs_gb
+    bucket = _storage(spec)
+    up = _leg_hours(catalog, gb, _leg_tier(bucket, assign[src].location))
+    return up + _leg_hours(catalog, gb, _leg_tier(bucket, assign[dst].location))
+
+
+def _reading(spec: Spec, catalog: Catalog, assign: dict[str, Candidate], task: str) -> float:
+    """Hours a task spends reading its external inputs, one after another, before it runs."""
+    loc = assign[task].location
+    return sum(_leg_hours(catalog, d.size_gb, _leg_tier((d.cloud, d.region), loc)) for d in spec.task(task).inputs)
 
 
 def critical_path(spec: Spec, catalog: Catalog, assign: dict[str, Candidate]) -> float:
     end: dict[str, float] = {}
     for t in spec.tasks:
-        ready = max((end[d] + _lag(spec, catalog, assign, d, t.name) for d in t.depends_on), default=0.0)
+        ready = max((end[d] + _lag(spec, catalog, assign, d, t.name) for d in t.depends_on),
+                    default=0.0)
+        ready = max(ready, _reading(spec, catalog, assign, t.name))
         end[t.name] = ready + assign[t.name].hours
     return max(end.values())
 
@@ -241,6 +316,7 @@ def min_makespan_with_limits(
         for t in order:
             dur = assign[t].hours
             ready = max((end[d] + _lag(spec, catalog, assign, d, t) for d in deps[t]), default=0.0)
+            ready = max(ready, _reading(spec, catalog, assign, t))
             for start in sorted({ready} | {e for _, e, _ in placed if e > ready}):
                 if _fits(placed, use, t, start, start + dur, limits):
                     break

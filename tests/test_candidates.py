@@ -326,7 +326,8 @@ def test_cost_includes_nodes_and_egress():
     task = cpu_task(hours=3.0, num_nodes=2, inputs=(DataInput("gs://b", 10, "gcp", "us-central1"),))
     got = build_candidates(spec_of(task), small_catalog())["t"]
     c = next(c for c in got if c.location == USE1_AZ1)
-    assert c.num_nodes == 2 and c.cost == pytest.approx(3.0 * 0.192 * 2 + 10 * 0.12)
+    # Each of the two nodes reads the input (the real path): 2 × 10 GB at GCP's internet rate.
+    assert c.num_nodes == 2 and c.cost == pytest.approx(3.0 * 0.192 * 2 + 2 * 10 * 0.12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,7 +537,8 @@ def test_builtin_pruning_reduces_and_is_fast_enough_to_matter(monkeypatch):
 
 def reference_candidates(spec: Spec, catalog: Catalog) -> dict[str, tuple[tuple[Candidate, ...], int]]:
     """Every (offering, spot) pair priced naively, then pruned: what build_candidates must equal."""
-    from skyplan.candidates import _input_egress_cost, _quota_usage
+    from skyplan.candidates import _quota_usage
+    from skyplan.transfers import input_egress
 
     result = {}
     for task in spec.tasks:
@@ -559,7 +561,7 @@ def reference_candidates(spec: Spec, catalog: Catalog) -> dict[str, tuple[tuple[
                         h,
                         price,
                         task.num_nodes,
-                        _input_egress_cost(task, o.location, catalog),
+                        input_egress(task, o.location, catalog),
                         option.preference,
                         _quota_usage(spec, o, spot, task.num_nodes),
                     )

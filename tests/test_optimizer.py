@@ -11,7 +11,7 @@ from skyplan.errors import InfeasibleError
 from skyplan.models import Bandwidth, Location, Objective
 from skyplan.optimizer import evaluate, single_region_baseline, solve
 from skyplan.optimizer.model import PlacementModel
-from skyplan.optimizer.problem import build_problem, tier_rates
+from skyplan.optimizer.problem import build_problem
 from skyplan.optimizer.prune import prune
 from skyplan.optimizer.solve import _optimise
 from tests.bruteforce import (
@@ -68,7 +68,7 @@ def test_cost_objective_matches_bruteforce(seed):
     inst = random_instance(seed)
     check_against_bruteforce(inst.spec, inst, Objective.COST)
     plan = solve(inst.spec, inst.candidates, CATALOG)
-    # Location-aggregated egress is exact: the model's own objective equals the float cost.
+    # Per-candidate egress is exact: the model's own objective equals the float cost (per-task rounding).
     assert abs(plan.solver.objective - plan.total_cost) <= 1e-5 * (1 + len(inst.spec.edges))
 
 
@@ -144,8 +144,7 @@ def test_pruned_and_unpruned_optima_are_equal(seed):
     except InfeasibleError:
         return
     with_time = objective is Objective.TIME or prob.deadline is not None or bool(prob.limits)
-    rates = {k: tier_rates(CATALOG.rates[k]) for k in ("aws", "gcp", "azure")}
-    keep = prune(prob, with_time=with_time, rates=rates)
+    keep = prune(prob, with_time=with_time)
     assert all(keep)
     pruned = _lexicographic_optimum(prob.restrict(keep), objective, with_time)
     full = _lexicographic_optimum(prob, objective, with_time)
@@ -239,8 +238,9 @@ def test_infeasible_deadline_names_the_fastest_plan():
     with pytest.raises(InfeasibleError) as err:
         solve(dataclasses.replace(spec, deadline_hours=2.5), cands, CATALOG)
     assert err.value.reasons == ("deadline",)
-    # a: 2 h, 100 GB to GCP at 10 Gbit/s: 80 s, b: 1 h.
-    assert err.value.message == "fastest plan takes 3.02 h > deadline 2.5 h"
+    # a: 2 h; its 100 GB up to the bucket (aws us-east-1) and down to GCP, 80 s each at
+    # 10 Gbit/s; b: 1 h.
+    assert err.value.message == "fastest plan takes 3.04 h > deadline 2.5 h"
 
 
 def test_deadline_and_budget_conflict():
@@ -336,15 +336,52 @@ def test_runners_up_are_evaluated_alternatives():
 
 
 def test_evaluate_by_hand():
+    # Storage in aws us-east-1: a writes its 100 GB once, b and c read it from there.
     spec = make_spec("e", {"a": (), "b": ("a",), "c": ("a",)}, {"a": 100.0})
     assignment = {
-        "a": make_candidate("a", AWS_A, hourly=1, hours=1),
-        "b": make_candidate("b", AWS_B, hourly=1, hours=1),  # cross-zone: $0.01/GB
-        "c": make_candidate("c", GCP_A, hourly=1, hours=2),  # internet from AWS: $0.09/GB
+        "a": make_candidate("a", AWS_A, hourly=1, hours=1),  # up in the bucket's region: free
+        "b": make_candidate("b", AWS_B, hourly=1, hours=1),  # another zone, same region: free
+        "c": make_candidate("c", GCP_A, hourly=1, hours=2),  # down to another cloud: $0.09/GB (AWS bills)
     }
     cost, span = evaluate(spec, assignment, CATALOG)
-    assert cost == pytest.approx(1 + 1 + 2 + 100 * 0.01 + 100 * 0.09)
-    assert span == pytest.approx(1 + 100 * 8 / 10 / 3600 + 2)
+    assert cost == pytest.approx(1 + 1 + 2 + 100 * 0.09)
+    transfer = 100 * 8 / 10 / 3600  # one leg at 10 Gbit/s
+    assert span == pytest.approx(1 + 2 * transfer + 2)
+
+
+def test_evaluate_charges_every_leg_of_the_real_path():
+    # Storage on GCP europe-west4; a on AWS writes 50 GB there (AWS internet rate), b on AWS with
+    # 3 nodes reads it to each node (GCP internet rate, three times); c in the bucket's region
+    # reads it free; b writes 10 GB up (AWS internet), c reads b's output (free).
+    spec = make_spec("r", {"a": (), "b": ("a",), "c": ("a", "b")}, {"a": 50.0, "b": 10.0},
+                     storage=("gcp", "europe-west4"), nodes={"b": 3})
+    gcp_eu = Location("gcp", "europe-west4", "europe-west4-a")
+    assignment = {
+        "a": make_candidate("a", AWS_A, hourly=1, hours=1),
+        "b": make_candidate("b", AWS_B, hourly=1, hours=1, nodes=3),
+        "c": make_candidate("c", gcp_eu, hourly=1, hours=1),
+    }
+    cost, span = evaluate(spec, assignment, CATALOG)
+    compute = 1 + 3 + 1
+    assert cost == pytest.approx(compute + 50 * 0.09 + 3 * 50 * 0.12 + 10 * 0.09)
+    plan = solve(spec, {t: [c] for t, c in assignment.items()}, CATALOG)
+    assert plan.task("a").egress_cost == pytest.approx(50 * 0.09)
+    assert plan.task("b").egress_cost == pytest.approx(3 * 50 * 0.12 + 10 * 0.09)
+    assert plan.task("c").egress_cost == pytest.approx(0.0)
+    assert plan.total_cost == pytest.approx(cost)
+    # a's 50 GB: up (internet) + down to b (internet), 40 s each; b's 10 GB: up and down, 8 s each.
+    leg = 8 / 10 / 3600
+    assert span == pytest.approx(max(1 + 2 * 50 * leg + 1 + 2 * 10 * leg, 1 + 2 * 50 * leg) + 1)
+
+
+def test_storage_of_unknown_region_is_free_within_its_cloud():
+    spec = make_spec("u", {"a": (), "b": ("a",)}, {"a": 100.0}, storage=("aws", None))
+    far = Location("aws", "us-west-2", "usw2-az1")
+    assignment = {"a": make_candidate("a", AWS_A, hourly=1, hours=1), "b": make_candidate("b", far, hourly=1, hours=1)}
+    assert evaluate(spec, assignment, CATALOG)[0] == pytest.approx(2.0)
+    # With the bucket's region given, b's read crosses regions (AWS inter-region $0.02/GB).
+    known = make_spec("k", {"a": (), "b": ("a",)}, {"a": 100.0}, storage=("aws", "us-east-1"))
+    assert evaluate(known, assignment, CATALOG)[0] == pytest.approx(2.0 + 100 * 0.02)
 
 
 def test_single_region_baseline():
@@ -353,10 +390,11 @@ def test_single_region_baseline():
         "a": [make_candidate("a", AWS_A, hourly=1, hours=1), make_candidate("a", GCP_A, hourly=5, hours=1)],
         "b": [make_candidate("b", AWS_B, hourly=1, hours=1), make_candidate("b", GCP_B, hourly=1, hours=1)],
     }
-    # aws us-east-1: a in az1, b in az2: 1 + 1 + 100 GB cross-zone ($1); gcp: 5 + 1 + $1.
-    assert single_region_baseline(spec, cands, CATALOG) == ("aws:us-east-1", pytest.approx(3.0))
+    # Storage in aws us-east-1. aws us-east-1: a in az1, b in az2, both next to the bucket: 1 + 1.
+    # gcp: 5 + 1 + 100 GB up to AWS ($0.12/GB, GCP bills) + 100 GB down ($0.09/GB, AWS bills).
+    assert single_region_baseline(spec, cands, CATALOG) == ("aws:us-east-1", pytest.approx(2.0))
     plan = solve(spec, cands, CATALOG)
-    assert plan.single_region_baseline == ("aws:us-east-1", pytest.approx(3.0))
+    assert plan.single_region_baseline == ("aws:us-east-1", pytest.approx(2.0))
 
 
 def test_replan_moves_only_what_it_must():
@@ -376,8 +414,9 @@ def test_replan_moves_only_what_it_must():
     assert after.task("d").candidate == before.task("d").candidate  # unaffected: kept
     assert after.extras["kept_in_place"] == 1
     assert after.solver.status == "FEASIBLE"  # optimal for the moved tasks only
-    # c, next to a moved task, was free to follow it: $1.5 < $1 + 100 GB cross-zone ($1).
-    assert after.task("c").candidate.location == other
+    # c, next to a moved task, was free to follow it but stays: b's output reaches c through the
+    # bucket, which serves both zones of the region alike, so moving would only cost more.
+    assert after.task("c").candidate.location == zone
 
 
 def test_two_workers_find_the_same_optimum():
@@ -415,3 +454,46 @@ def test_replan_frees_kept_tasks_when_keeping_them_is_infeasible():
     after = solve(spec, {"a": cands["a"], "b": cands["b"][1:]}, CATALOG, limits=limits, hint=before)
     assert after.task("b").candidate.location == pool
     assert after.task("a").candidate.location == AWS_A
+
+
+# --- the real path on the shipped catalog ------------------------------------------------------
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_the_storage_region_draws_the_tasks_that_move_data(region):
+    from skyplan.candidates import build_candidates
+    from skyplan.catalog import load_catalog
+    from skyplan.spec import load_spec
+
+    text = f"""
+name: pull
+storage: {{uri: s3://b/p, region: {region}}}
+allowed: {{clouds: [aws]}}
+tasks:
+  - {{name: a, run: echo, hours: 1, outputs_gb: 300}}
+  - {{name: b, run: echo, hours: 1, depends_on: [a], num_nodes: 2}}
+"""
+    spec = load_spec("pull.yaml", text=text)
+    catalog = load_catalog()
+    plan = solve(spec, build_candidates(spec, catalog), catalog)
+    # Outside the bucket's region a costs 300 GB × $0.02 up and b 2 × 300 GB × $0.02 down: more
+    # than any region's cheaper compute saves.
+    assert {tp.candidate.location.region for tp in plan.tasks} == {region}
+    assert all(tp.egress_cost == 0.0 for tp in plan.tasks)
+    assert plan.total_cost == pytest.approx(evaluate(spec, {tp.task: tp.candidate for tp in plan.tasks}, catalog)[0])
+
+
+def test_reading_external_inputs_delays_the_start():
+    from skyplan.models import DataInput
+
+    # 450 GB from a GCP bucket to an AWS task: the internet tier, 10 Gbit/s, 360 s = 0.1 h.
+    inputs = {"a": (DataInput("gs://raw/x", 450.0, "gcp", "us-central1"),)}
+    spec = make_spec("in", {"a": ()}, {}, inputs=inputs, deadline=2.05)
+    cands = {"a": [make_candidate("a", AWS_A, hourly=1, hours=2)]}
+    assert evaluate(spec, {"a": cands["a"][0]}, CATALOG)[1] == pytest.approx(2.1)
+    with pytest.raises(InfeasibleError) as err:
+        solve(spec, cands, CATALOG)
+    assert err.value.message == "fastest plan takes 2.1 h > deadline 2.05 h"
+    # With the deadline met, a starts at 0.1 h, once its input is read.
+    plan = solve(dataclasses.replace(spec, deadline_hours=2.1), cands, CATALOG)
+    assert plan.task("a").start_hours == pytest.approx(0.1) and plan.makespan_hours == pytest.approx(2.1)

@@ -12,7 +12,7 @@ from skyplan.models import Location, Objective
 from skyplan.optimizer import solve
 from skyplan.optimizer.heuristic import anchored_choice, plan_cost
 from skyplan.optimizer.model import PlacementModel
-from skyplan.optimizer.problem import build_problem, tier_rates
+from skyplan.optimizer.problem import build_problem
 from skyplan.optimizer.prune import prune
 from skyplan.optimizer.solve import _optimise
 from tests.bruteforce import (
@@ -25,7 +25,6 @@ from tests.bruteforce import (
 )
 
 CATALOG = make_catalog()
-RATES = {k: tier_rates(r) for k, r in CATALOG.rates.items()}
 
 
 def _optimum(prob, objective: Objective, with_time: bool):
@@ -71,7 +70,7 @@ def test_equally_priced_zones_collapse_to_one():
     assert plan.total_cost == pytest.approx(4.0)
 
 
-def test_dearer_region_is_dropped_but_not_when_a_task_needs_it():
+def test_dearer_region_is_dropped_and_the_bucket_region_decides():
     east, west = LOCATIONS[0], LOCATIONS[2]  # aws us-east-1 and us-west-2
     spec = make_spec("r", {"a": (), "b": ("a",)}, {"a": 50.0})
     cands = {
@@ -79,15 +78,15 @@ def test_dearer_region_is_dropped_but_not_when_a_task_needs_it():
         for t in "ab"
     }
     prob = build_problem(spec, cands, CATALOG, {})
-    keep = prune(prob, with_time=False, rates=RATES)
+    keep = prune(prob, with_time=False)
     assert [[prob.cands[i][j].location for j in k] for i, k in enumerate(keep)] == [[east], [east]]
-    # b can only run in the west: the west stays possible for a (next to b), the east too.
-    spec = make_spec("r", {"a": (), "b": ("a",)}, {"a": 100.0})
+    # With the bucket in the west, a's output goes there wherever its reader runs:
+    # a in the east: $1 + 100 GB up inter-region ($2) > a in the west: $2, so the east goes.
+    spec = make_spec("r", {"a": (), "b": ("a",)}, {"a": 100.0}, storage=("aws", "us-west-2"))
     cands["b"] = [make_candidate("b", west, hourly=2, hours=1)]
     prob = build_problem(spec, cands, CATALOG, {})
-    keep = prune(prob, with_time=False, rates=RATES)
-    assert {prob.cands[0][j].location for j in keep[0]} == {east, west}
-    # a in the east: $1 + 100 GB inter-region ($2) > a in the west: $2.
+    keep = prune(prob, with_time=False)
+    assert [prob.cands[0][j].location for j in keep[0]] == [west]
     assert solve(spec, cands, CATALOG).task("a").candidate.location == west
 
 
@@ -104,7 +103,7 @@ def test_structured_pruned_equals_unpruned(seed):
     except InfeasibleError:
         return
     with_time = objective is Objective.TIME or prob.deadline is not None or bool(prob.limits)
-    keep = prune(prob, with_time=with_time, rates=RATES)
+    keep = prune(prob, with_time=with_time)
     assert sum(map(len, keep)) <= sum(map(len, prob.cands))
     try:
         full = _optimum(prob, objective, with_time)

@@ -40,6 +40,21 @@ def one_task(text: str):
     return spec.tasks[0]
 
 
+# -- storage -----------------------------------------------------------------------------------------
+
+
+def test_storage_uri_or_mapping_with_region():
+    tasks = "name: s\ntasks:\n  - {name: a, run: echo}\n"
+    plain = load("storage: s3://b/p\n" + tasks)
+    assert (plain.storage, plain.storage_region) == ("s3://b/p", None)
+    mapped = load("storage: {uri: gs://b/p, region: europe-west4}\n" + tasks)
+    assert (mapped.storage, mapped.storage_region) == ("gs://b/p", "europe-west4")
+    with pytest.raises(SpecError, match="storage needs `uri`"):
+        load("storage: {region: us-east-1}\n" + tasks)
+    with pytest.raises(SpecError, match="unknown key"):
+        load("storage: {uri: s3://b/p, zone: use1-az1}\n" + tasks)
+
+
 # -- the DESIGN.md example -------------------------------------------------------------------------
 
 

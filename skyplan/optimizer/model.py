@@ -1,4 +1,4 @@
-"""CP-SAT model of a placement problem, growing with tasks × candidates + edges × locations.
+"""CP-SAT model of a placement problem, growing with tasks × candidates + edges.
 
 Why CP-SAT and not MathOpt with HiGHS/SCIP: the model is 0-1 with an integral objective plus,
 when quotas apply, a cumulative resource constraint over task intervals. CP-SAT takes both
@@ -6,23 +6,15 @@ natively (a MIP would need a time-indexed formulation), solves the LP relaxation
 part for bounds, accepts solution hints for re-planning, returns assumption cores for
 infeasibility explanations, and is reproducible with `interleave_search`.
 
-Egress is never modelled per candidate pair. Per task, location indicators aggregate its
-candidate Booleans (zone y, region R, cloud C). For an edge u→v and each source cloud k, three
-"differs" Booleans are bounded below:
+Egress follows the real path of the data (skyplan/transfers.py): up from the upstream to the
+plan's storage, down from it to each downstream node. The storage is fixed, so every transfer's
+cost depends on one task's location and is part of that task's candidate cost; the model has no
+pairwise egress term. Transfer time is the precedence
 
-    dz ≥ y[u,z] − y[v,z] − Y0[v,r(z)]   for each zoned location z of u in k (Y0: v zone-less in r)
-    dz ≥ Y0[u,r] − R[v,r]               for each zone-less location of u in region r of k
-    dr ≥ R[u,r] − R[v,r]                for each region r of u in k
-    dc ≥ C[u,k] − C[v,k]
+    start(v) ≥ end(u) + Σ_j x[u,j]·up_e(tier of u's candidate j to storage)
+                      + Σ_j x[v,j]·down_e(tier of v's candidate j to storage)
 
-and the edge costs same(k)·C[u,k] + inc_zone(k)·dz + inc_region(k)·dr + inc_cloud(k)·dc. With u
-at a location of cloud k exactly one right-hand side per family can be 1, and it is 1 exactly
-when v is outside u's zone (resp. region, cloud); for the other clouds every right-hand side is
-≤ 0. Rates are monotone by tier, so the increments are ≥ 0 and a minimising solver sets each
-indicator to its bound: the edge cost is exact. Transfer time uses the same indicators in the
-precedence start(v) ≥ end(u) + time; where a time increment is negative (the default internet
-bandwidth beats the inter-region one) the indicator is made exact by the reverse bounds, so a
-too-high indicator can only delay v (conservative) and never helps the solver.
+and a task with external inputs starts no earlier than it can have read them.
 """
 
 from __future__ import annotations
@@ -32,7 +24,6 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
-from skyplan.models import Location
 from skyplan.optimizer.problem import Problem
 
 _Var = cp_model.IntVar
@@ -111,7 +102,6 @@ class PlacementModel:
             self.x.append(row)
             for j, v in enumerate(row):
                 self._add_cost(v, prob.cost[i][j])
-        self._build_indicators()
 
         self.start: list[_Var] = []
         self.end: list[_Var] = []
@@ -136,44 +126,10 @@ class PlacementModel:
             self._vars[idx] = var
             self._obj[idx] = self._obj.get(idx, 0) + coef
 
-    def _sum_var(self, parts: Sequence[_Var], name: str) -> _Var:
-        """A Boolean equal to the sum of mutually exclusive Booleans (or the only one)."""
-        if len(parts) == 1:
-            return parts[0]
-        v = self.model.new_bool_var(name)
-        self._derived.append((v, tuple(parts), ()))
-        self.model.add_linear_constraint(
-            cp_model.LinearExpr.weighted_sum([v, *parts], [1] + [-1] * len(parts)), 0, 0
-        )
-        return v
-
-    def _build_indicators(self) -> None:
-        # y: task at a location; R: in a region; C: in a cloud; Y0: at a zone-less location of a region.
-        self.y: list[dict[Location, _Var]] = []
-        self.R: list[dict[tuple[str, str], _Var]] = []
-        self.C: list[dict[str, _Var]] = []
-        self.zoneless: list[dict[tuple[str, str], _Var]] = []
-        for i, cs in enumerate(self.prob.cands):
-            by_loc: dict[Location, list[_Var]] = {}
-            for j, c in enumerate(cs):
-                by_loc.setdefault(c.location, []).append(self.x[i][j])
-            y = {loc: self._sum_var(parts, f"y{i}_{loc.key}") for loc, parts in sorted(by_loc.items())}
-            by_region: dict[tuple[str, str], list[_Var]] = {}
-            for loc, v in y.items():
-                by_region.setdefault((loc.cloud, loc.region), []).append(v)
-            R = {r: self._sum_var(parts, f"R{i}_{r[0]}/{r[1]}") for r, parts in by_region.items()}
-            by_cloud: dict[str, list[_Var]] = {}
-            for (cloud, _), v in R.items():
-                by_cloud.setdefault(cloud, []).append(v)
-            C = {k: self._sum_var(parts, f"C{i}_{k}") for k, parts in by_cloud.items()}
-            self.y.append(y)
-            self.R.append(R)
-            self.C.append(C)
-            self.zoneless.append({(loc.cloud, loc.region): v for loc, v in y.items() if loc.zone is None})
-
     def _build_times(self) -> None:
         prob, m = self.prob, self.model
-        horizon = sum(max(d) for d in prob.dur) + sum(max(e.seconds) for e in prob.edges) + 1
+        horizon = (sum(max(d) for d in prob.dur) + sum(max(r) for r in prob.ready)
+                   + sum(2 * max(e.seconds) for e in prob.edges) + 1)
         self._durations: list[_Var | int] = []
         for i, durs in enumerate(prob.dur):
             s = m.new_int_var(0, horizon, f"start{i}")
@@ -187,6 +143,11 @@ class PlacementModel:
                     cp_model.LinearExpr.weighted_sum([d, *self.x[i]], [1] + [-x for x in durs]), 0, 0
                 )
                 m.add(e == s + d)
+            ready = prob.ready[i]
+            if max(ready) > 0:  # reading the external inputs comes first
+                m.add_linear_constraint(
+                    cp_model.LinearExpr.weighted_sum([s, *self.x[i]], [1] + [-r for r in ready]), 0, cp_model.INT_MAX
+                )
             self.start.append(s)
             self.end.append(e)
             self._durations.append(d)
@@ -197,82 +158,25 @@ class PlacementModel:
                 m.add(self.makespan >= self.end[i])
 
     def _build_edges(self) -> None:
+        """Precedences with the real path's transfer time; nothing when the model has no time."""
+        if not self.with_time:
+            return
         prob, m = self.prob, self.model
         for e in prob.edges:
             u, v = e.src, e.dst
-            if e.gb <= 0:  # nothing moves: no cost, no transfer time, just the precedence
-                if self.with_time:
-                    m.add(self.start[v] >= self.end[u])
+            if e.gb <= 0:  # nothing moves: no transfer time, just the precedence
+                m.add(self.start[v] >= self.end[u])
                 continue
-            time_vars: list[_Var] = []
-            time_coefs: list[int] = []
-            tinc = (0, 0, 0)
-            if self.with_time:
-                sec = e.seconds
-                tinc = (sec[1] - sec[0], sec[2] - sec[1], sec[3] - sec[2])
-                if tinc[0] < 0 or tinc[1] < 0:
-                    raise ValueError(
-                        "transfer bandwidth must not grow from the same-zone to the inter-region tier "
-                        "(only the internet tier may be faster than the inter-region one)"
-                    )
-            for k, cu in sorted(self.C[u].items()):
-                tiers = e.cost_by_cloud[k]
-                # The same-zone cost is paid wherever v is: charge it to u's choice of cloud k.
-                self._add_cost(cu, tiers[0])
-                cinc = (tiers[1] - tiers[0], tiers[2] - tiers[1], tiers[3] - tiers[2])
-                for level, pos, neg in self._level_terms(u, v, k):
-                    if cinc[level] == 0 and tinc[level] == 0:
-                        continue
-                    d = self._differs(pos, neg, exact=tinc[level] < 0)
-                    self._add_cost(d, cinc[level])
-                    if tinc[level]:
-                        time_vars.append(d)
-                        time_coefs.append(tinc[level])
-            if self.with_time:
-                # start(v) − end(u) − Σ increment·indicator ≥ same-zone transfer seconds
-                expr = cp_model.LinearExpr.weighted_sum(
-                    [self.start[v], self.end[u], *time_vars], [1, -1, *(-c for c in time_coefs)]
-                )
-                m.add_linear_constraint(expr, e.seconds[0], cp_model.INT_MAX)
-
-    def _level_terms(self, u: int, v: int, k: str) -> list[tuple[int, _Var, list[_Var]]]:
-        """(level, u-indicator, v-indicators that cancel it) for every zone, region and the cloud
-        k of u: level 0 is "v not in u's zone", 1 "not in u's region", 2 "not in u's cloud"."""
-        terms: list[tuple[int, _Var, list[_Var]]] = []
-        for loc, yu in self.y[u].items():
-            if loc.cloud != k:
-                continue
-            region = (loc.cloud, loc.region)
-            if loc.zone is None:  # a zone-less location is "same zone" with its whole region
-                neg = [self.R[v].get(region)]
-            else:
-                neg = [self.y[v].get(loc), self.zoneless[v].get(region)]
-            terms.append((0, yu, [w for w in neg if w is not None]))
-        for region, ru in self.R[u].items():
-            if region[0] == k:
-                rv = self.R[v].get(region)
-                terms.append((1, ru, [rv] if rv is not None else []))
-        cv = self.C[v].get(k)
-        terms.append((2, self.C[u][k], [cv] if cv is not None else []))
-        return terms
-
-    def _differs(self, pos: _Var, neg: Sequence[_Var], *, exact: bool) -> _Var:
-        """A Boolean ≥ pos − Σneg (u is here, v is not). Summed over a level's terms this is the
-        transport distance of u's and v's indicator vectors: exact for integral values and a much
-        tighter LP relaxation than one max-type indicator per level. `exact` adds the reverse
-        bounds, for time increments that are negative."""
-        if not neg:
-            return pos  # v can never be here: the term is u's indicator itself
-        d = self.model.new_bool_var("")
-        self._derived.append((d, (pos,), tuple(neg)))
-        self.model.add_linear_constraint(
-            cp_model.LinearExpr.weighted_sum([d, pos, *neg], [1, -1] + [1] * len(neg)), 0, cp_model.INT_MAX
-        )
-        if exact:
-            self.model.add_implication(d, pos)
-            for w in neg:
-                self.model.add_implication(d, w.Not())
-        return d
+            up = [e.up(t) for t in prob.store_tier[u]]
+            down = [e.down(t) for t in prob.store_tier[v]]
+            # start(v) − end(u) − Σ up·x_u − Σ down·x_v ≥ 0, with the constant parts taken out.
+            base = min(up) + min(down)
+            terms = [(x, c - min(up)) for x, c in zip(self.x[u], up, strict=True) if c > min(up)]
+            terms += [(x, c - min(down)) for x, c in zip(self.x[v], down, strict=True) if c > min(down)]
+            expr = cp_model.LinearExpr.weighted_sum(
+                [self.start[v], self.end[u], *(x for x, _ in terms)], [1, -1, *(-c for _, c in terms)]
+            )
+            m.add_linear_constraint(expr, base, cp_model.INT_MAX)
 
     def _build_quotas(self, with_groups: bool) -> None:
         prob, m = self.prob, self.model

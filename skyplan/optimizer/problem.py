@@ -1,5 +1,10 @@
 """The placement problem in the solver's integer units: tasks, candidates, edges and their tiers.
 
+Egress is per candidate (skyplan/transfers.py: with the plan's storage fixed, every transfer
+depends on one task's location), so it is part of `cost`; an edge only carries its transfer
+times by tier, the upload paid at the upstream's tier to storage and the download at the
+downstream's.
+
 Both pruning and the CP-SAT model read these numbers, so a pruned candidate is dominated in
 exactly the arithmetic the model optimises.
 
@@ -13,10 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from skyplan.errors import InfeasibleError, SkyplanError, SpecError
-from skyplan.models import Candidate, Catalog, Location, SourcePos, Spec, TierRates
+from skyplan.models import Candidate, Catalog, SourcePos, Spec
+from skyplan.transfers import bucket_tier, input_hours, outputs_by_task, path_egress_at, storage_bucket
 
 COST_UNITS_PER_USD = 1_000_000
 SECONDS_PER_HOUR = 3600
@@ -24,8 +30,6 @@ QUOTA_SCALE = 1000  # quota amounts may be fractional (0.5 vCPU); the cumulative
 # CP-SAT's integers are int64; a quarter of its range leaves room for the sums it forms itself.
 MAX_MODEL_INT = 2**61
 
-# Transfer tiers, nearest first; rates and (usually) times grow with the tier.
-SAME_ZONE, CROSS_ZONE, INTER_REGION, INTERNET = 0, 1, 2, 3
 
 _QUOTA_UNITS = {"vcpus": "vCPUs", "accelerators": "accelerators", "nodes": "nodes"}
 
@@ -43,36 +47,18 @@ def seconds_down(hours: float) -> int:
     return math.floor(hours * SECONDS_PER_HOUR + 1e-6)
 
 
-def tier(src: Location, dst: Location) -> int:
-    """The transfer tier between two locations, as `Catalog.egress_per_gb` defines it."""
-    if src.cloud != dst.cloud:
-        return INTERNET
-    if src.region != dst.region:
-        return INTER_REGION
-    # A zone-less location (a bucket, an Azure region) serves every zone of its region.
-    if src.zone is not None and dst.zone is not None and src.zone != dst.zone:
-        return CROSS_ZONE
-    return SAME_ZONE
-
-
-def tier_rates(rates: TierRates) -> tuple[float, float, float, float]:
-    return (rates.same_zone, rates.cross_zone, rates.inter_region, rates.internet)
-
-
 @dataclass(frozen=True)
 class Edge:
     src: int  # task index
     dst: int
     gb: float
-    # Per source cloud: cost in micro-dollars at each tier (cumulative, monotone by construction).
-    cost_by_cloud: Mapping[str, tuple[int, int, int, int]]
-    seconds: tuple[int, int, int, int]  # transfer time at each tier
+    seconds: tuple[int, int, int, int]  # moving `gb` at each tier (up to or down from storage)
 
-    def cost(self, src: Location, dst: Location) -> int:
-        return self.cost_by_cloud[src.cloud][tier(src, dst)]
+    def up(self, tier_of_src: int) -> int:
+        return self.seconds[tier_of_src]
 
-    def time(self, src: Location, dst: Location) -> int:
-        return self.seconds[tier(src, dst)]
+    def down(self, tier_of_dst: int) -> int:
+        return self.seconds[tier_of_dst]
 
 
 @dataclass
@@ -81,8 +67,10 @@ class Problem:
 
     task_names: list[str]
     cands: list[list[Candidate]]
-    cost: list[list[int]]  # candidate cost (compute + input egress), micro-dollars
+    cost: list[list[int]]  # candidate cost (compute + all its egress), micro-dollars
     dur: list[list[int]]  # seconds
+    store_tier: list[list[int]]  # transfer tier between the candidate's location and the storage
+    ready: list[list[int]]  # seconds reading external inputs before the task runs
     pref: list[list[int]]
     usage: list[list[dict[str, int]]]  # quota key -> scaled amount held while running
     edges: list[Edge]
@@ -101,6 +89,8 @@ class Problem:
             cands=[[self.cands[i][j] for j in ks] for i, ks in enumerate(keep)],
             cost=[[self.cost[i][j] for j in ks] for i, ks in enumerate(keep)],
             dur=[[self.dur[i][j] for j in ks] for i, ks in enumerate(keep)],
+            store_tier=[[self.store_tier[i][j] for j in ks] for i, ks in enumerate(keep)],
+            ready=[[self.ready[i][j] for j in ks] for i, ks in enumerate(keep)],
             pref=[[self.pref[i][j] for j in ks] for i, ks in enumerate(keep)],
             usage=[[self.usage[i][j] for j in ks] for i, ks in enumerate(keep)],
             edges=self.edges,
@@ -108,23 +98,6 @@ class Problem:
             deadline=self.deadline,
             budget=self.budget,
         )
-
-
-def edge_tier_costs(gb: float, rates: TierRates) -> tuple[int, int, int, int]:
-    """Cumulative micro-dollar cost per tier, built from rounded increments so that the model's
-    `same + Σ increment·indicator` reproduces these four numbers exactly."""
-    r = tier_rates(rates)
-    total = cost_units(gb * r[0])
-    out = [total]
-    for lo, hi in zip(r, r[1:], strict=False):
-        if hi < lo - 1e-12:
-            raise ValueError(
-                f"egress rates are not monotone ({rates}); the optimizer relies on "
-                "same_zone ≤ cross_zone ≤ inter_region ≤ internet"
-            )
-        total += cost_units(gb * (hi - lo))
-        out.append(total)
-    return (out[0], out[1], out[2], out[3])
 
 
 def build_problem(
@@ -152,27 +125,21 @@ def build_problem(
     used_keys = {k for cs in cands for c in cs for k, _ in c.quota_usage if k in scaled_limits}
     bw = catalog.bandwidth
     gbps = (bw.same_zone, bw.cross_zone, bw.inter_region, bw.internet)
-    src_clouds = {c.location.cloud for cs in cands for c in cs}
     edges: list[Edge] = []
     for u_name, v_name in spec.edges:
         u, v = index[u_name], index[v_name]
         gb = spec.tasks[u].outputs_gb
         seconds = tuple(seconds_up(gb * 8.0 / g / 3600.0) if gb > 0 else 0 for g in gbps)
-        edges.append(
-            Edge(
-                src=u,
-                dst=v,
-                gb=gb,
-                cost_by_cloud={k: edge_tier_costs(gb, catalog.rates[k]) for k in sorted(src_clouds)},
-                seconds=seconds,  # type: ignore[arg-type]
-            )
-        )
-    check_scale(spec, cands, edges)
+        edges.append(Edge(src=u, dst=v, gb=gb, seconds=seconds))  # type: ignore[arg-type]
+    check_scale(spec, cands, catalog)
+    costs, tiers, ready = _per_candidate(spec, cands, catalog)
     return Problem(
         task_names=[t.name for t in spec.tasks],
         cands=cands,
-        cost=[[cost_units(c.cost) for c in cs] for cs in cands],
+        cost=costs,
         dur=[[seconds_up(c.hours) for c in cs] for cs in cands],
+        store_tier=tiers,
+        ready=ready,
         pref=[[c.preference for c in cs] for cs in cands],
         usage=[
             [{k: math.ceil(a * QUOTA_SCALE - 1e-9) for k, a in c.quota_usage if k in used_keys} for c in cs]
@@ -185,7 +152,42 @@ def build_problem(
     )
 
 
-def check_scale(spec: Spec, cands: Sequence[Sequence[Candidate]], edges: Sequence[Edge]) -> None:
+def _per_candidate(
+    spec: Spec, cands: Sequence[Sequence[Candidate]], catalog: Catalog
+) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+    """Per candidate: cost (compute + input egress + the DAG data its placement moves, in
+    micro-dollars), its location's tier to the storage, and the seconds reading its inputs."""
+    storage = storage_bucket(spec)
+    outputs = outputs_by_task(spec)
+    tier_of: dict = {}
+    costs, tiers, ready = [], [], []
+    for t, cs in zip(spec.tasks, cands, strict=True):
+        path: dict = {}
+        reading: dict = {}
+        cost_row, tier_row, ready_row = [], [], []
+        for c in cs:
+            loc = c.location
+            tier = tier_of.get(loc)
+            if tier is None:
+                tier = tier_of[loc] = bucket_tier(storage, loc)
+            key = (loc.cloud, tier, c.num_nodes)
+            if key not in path:
+                path[key] = path_egress_at(t, loc.cloud, tier, c.num_nodes, storage, catalog, outputs)
+            cost_row.append(cost_units(c.cost + path[key]))
+            tier_row.append(tier)
+            if not t.inputs:
+                ready_row.append(0)
+                continue
+            if loc not in reading:
+                reading[loc] = seconds_up(input_hours(t, loc, catalog))
+            ready_row.append(reading[loc])
+        costs.append(cost_row)
+        tiers.append(tier_row)
+        ready.append(ready_row)
+    return costs, tiers, ready
+
+
+def check_scale(spec: Spec, cands: Sequence[Sequence[Candidate]], catalog: Catalog) -> None:
     """Refuse a problem whose numbers CP-SAT's int64 arithmetic cannot hold, naming the task.
 
     The spec stage's ranges keep one task far below the limit (spec/_ranges.py); this is the
@@ -194,8 +196,11 @@ def check_scale(spec: Spec, cands: Sequence[Sequence[Candidate]], edges: Sequenc
     worst = [max(c.cost for c in cs) for cs in cands]
     hours = [max(c.hours for c in cs) for cs in cands]
     k = sum(max(c.preference for c in cs) for cs in cands) + 1
-    egress = sum(max(tiers[-1] for tiers in e.cost_by_cloud.values()) for e in edges) / COST_UNITS_PER_USD
-    total = math.fsum(worst) + egress
+    # The DAG's data at the dearest rate: written once, read by every node of each downstream.
+    top = max((max(astuple(r)) for r in catalog.rates.values()), default=0.0)
+    outputs = outputs_by_task(spec)
+    moved = sum(outputs.values()) + sum(outputs[d] * t.num_nodes for t in spec.tasks for d in t.depends_on)
+    total = math.fsum(worst) + moved * top
     seconds = math.fsum(hours) * SECONDS_PER_HOUR
     if math.isfinite(total) and total * COST_UNITS_PER_USD * k + k <= MAX_MODEL_INT and seconds <= MAX_MODEL_INT:
         return

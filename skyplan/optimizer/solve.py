@@ -20,7 +20,13 @@ from skyplan.models import (
     TaskPlacement,
 )
 from skyplan.optimizer.bound import CostBound, cost_bound
-from skyplan.optimizer.evaluate import earliest_schedule, evaluate, single_region_baseline
+from skyplan.optimizer.evaluate import (
+    earliest_schedule,
+    evaluate,
+    single_region_baseline,
+    task_cost,
+    task_egress,
+)
 from skyplan.optimizer.heuristic import anchored_choice, improve, plan_cost
 from skyplan.optimizer.model import DETERMINISTIC_PER_WALL_S, PlacementModel, SolveResult
 from skyplan.optimizer.problem import (
@@ -31,13 +37,12 @@ from skyplan.optimizer.problem import (
     build_problem,
     quota_pos,
     quota_unit,
-    tier_rates,
 )
 from skyplan.optimizer.prune import prune
+from skyplan.transfers import outputs_by_task
 
 _TIGHT = 0.005  # a constraint with less than 0.5 % slack is reported as binding
 _MAX_PARETO = 6
-_BOUND_SHARE = 0.5  # of the time limit, at most, for the dual bound of placement-only models
 
 
 @dataclass
@@ -80,9 +85,8 @@ def solve(
     full = build_problem(spec, candidates, catalog, limits or {})
     before = sum(len(candidates.get(t.name, ())) for t in spec.tasks)
     with_time = objective is Objective.TIME or full.deadline is not None or bool(full.limits) or pareto
-    rates = {k: tier_rates(catalog.rates[k]) for k in {c.location.cloud for cs in full.cands for c in cs}}
     prob, n_fixed = _keep_unaffected(full, hint)
-    keep = prune(prob, with_time=with_time, rates=rates)
+    keep = prune(prob, with_time=with_time)
     sub = prob.restrict(keep)
     pruned_s = time.perf_counter() - started
 
@@ -90,9 +94,10 @@ def solve(
     unfixed = sub  # infeasibility is explained on every candidate, not only those fixing kept
     bound: CostBound | None = None
     if objective is Objective.COST and not pareto:
-        # The dual bound usually proves a plan optimal outright, and its reduced costs drop every
-        # candidate that no plan as cheap can use (see bound.py); CP-SAT then gets a small model.
-        bound = cost_bound(sub, time_budget_s=_BOUND_SHARE * time_limit_s, plan=start_choice)
+        # The exact cost bound proves a plan optimal unless a deadline, budget or quota intervenes,
+        # and its reduced costs drop every candidate that no plan as cheap can use (see bound.py);
+        # CP-SAT then gets a small model.
+        bound = cost_bound(sub, time_budget_s=time_limit_s, plan=start_choice)
         survivors = _survivors(sub, bound)
         if survivors is not None:
             keep = [[ks[j] for j in fixed] for ks, fixed in zip(keep, survivors, strict=True)]
@@ -110,9 +115,9 @@ def solve(
         model.hint(start_choice, [s for s, _ in start_times] if start_times else None)
     built_s = time.perf_counter() - started - pruned_s - bound_s
     fallback = start_choice if _feasible_start(sub, start_choice, start_times) else None
-    # The solver's share is fixed, not what the wall clock left: its deterministic-time limit is
-    # derived from it, and must not vary from run to run.
-    solver_limit_s = time_limit_s * (1.0 - _BOUND_SHARE) if bound is not None else time_limit_s
+    # The solver gets the whole limit, not what the wall clock left (the bound takes one pass): its
+    # deterministic-time limit is derived from it, and must not vary from run to run.
+    solver_limit_s = time_limit_s
     outcome = _optimise(
         model,
         objective,
@@ -155,12 +160,12 @@ def solve(
         makespan = max(e for _, e in times.values())
     else:
         times = earliest_schedule(spec, assignment, catalog)
-    outputs = {t.name: t.outputs_gb for t in spec.tasks}
+    outputs = outputs_by_task(spec)
     tasks = tuple(
         TaskPlacement(
             task=t.name,
             candidate=assignment[t.name],
-            egress_cost=_incoming_egress(t, assignment, catalog, outputs),
+            egress_cost=task_egress(spec, t, assignment[t.name], catalog, outputs),
             start_hours=times[t.name][0],
             end_hours=times[t.name][1],
         )
@@ -216,15 +221,6 @@ def solve(
             ),
         },
     )
-
-
-def _incoming_egress(task, assignment: Mapping[str, Candidate], catalog: Catalog, outputs) -> float:
-    """`evaluate.incoming_egress` with the outputs looked up in a dict (same arithmetic)."""
-    cand = assignment[task.name]
-    total = cand.input_egress_cost
-    for dep in task.depends_on:
-        total += outputs[dep] * catalog.egress_per_gb(assignment[dep].location, cand.location)
-    return total
 
 
 # --- optimisation ------------------------------------------------------------------------------
@@ -423,11 +419,11 @@ def _left_justify(prob: Problem, choice: Sequence[int], start: Sequence[int]) ->
     placed: list[tuple[int, int, dict[str, int]]] = []
     out: list[tuple[int, int]] = [(0, 0)] * prob.n
     for i in order:
-        loc = prob.cands[i][choice[i]].location
-        ready = 0
+        ready = prob.ready[i][choice[i]]
+        down_tier = prob.store_tier[i][choice[i]]
         for e in preds[i]:
-            src_loc = prob.cands[e.src][choice[e.src]].location
-            ready = max(ready, out[e.src][1] + e.time(src_loc, loc))
+            up_tier = prob.store_tier[e.src][choice[e.src]]
+            ready = max(ready, out[e.src][1] + e.up(up_tier) + e.down(down_tier))
         dur = prob.dur[i][choice[i]]
         use = prob.usage[i][choice[i]]
         t = ready
@@ -582,26 +578,17 @@ def _runners_up(
 ) -> tuple[RunnerUp, ...]:
     """Per task, the best other candidate with every other task kept where it is (evaluated, not
     re-solved): the plan's total cost and makespan if that task alone moved there. Every
-    alternative's cost change is computed locally from the task's edges; the three cheapest and
-    the three fastest are then evaluated in full and the best by the objective is kept."""
+    alternative's cost change is its own cost change (all egress is per candidate); the three
+    cheapest and the three fastest are then evaluated in full and the best by the objective is kept."""
     base_cost, _ = evaluate(spec, assignment, catalog)
-    outputs = {t.name: t.outputs_gb for t in spec.tasks}
-    by_name = {t.name: t for t in spec.tasks}
-    successors: dict[str, list[str]] = {t.name: [] for t in spec.tasks}
-    for u, v in spec.edges:
-        successors[u].append(v)
+    outputs = outputs_by_task(spec)
     out = []
     for i, name in enumerate(prob.task_names):
         chosen = assignment[name]
-        preds = by_name[name].depends_on
+        task = spec.tasks[i]
 
-        def local_cost(c: Candidate, name: str = name, preds=preds) -> float:
-            total = c.cost
-            for u in preds:
-                total += outputs[u] * catalog.egress_per_gb(assignment[u].location, c.location)
-            for v in successors[name]:
-                total += outputs[name] * catalog.egress_per_gb(c.location, assignment[v].location)
-            return total
+        def local_cost(c: Candidate, task=task) -> float:
+            return task_cost(spec, task, c, catalog, outputs)
 
         others = [c for c in prob.cands[i] if c != chosen]
         if not others:

@@ -244,12 +244,25 @@ def _spec_settings(fields: dict[str, Node]) -> dict:
     if "exclude_zones" in given:
         settings["exclude_zones"] = _exclude_zones(given["exclude_zones"])
     if "storage" in given:
-        settings["storage"] = given["storage"].string("a storage URI like s3://bucket/prefix").strip()
+        settings["storage"], settings["storage_region"] = _storage(given["storage"])
     if "quotas" in given:
         settings["quotas"] = _included(given["quotas"], "quotas", parse_quotas)
     if "pools" in given:
         settings["pools"] = _included(given["pools"], "pools", parse_pools)
     return settings
+
+
+def _storage(node: Node) -> tuple[str, str | None]:
+    """`storage: s3://bucket/prefix`, or `{uri: …, region: us-east-1}` to name the bucket's region
+    so that the optimizer prices the data's path through it (skyplan/transfers.py)."""
+    if not node.is_mapping:
+        return node.string("a storage URI like s3://bucket/prefix").strip(), None
+    fields = node.fields(("uri", "region"), what="a storage URI or a mapping {uri, region}")
+    if "uri" not in fields:
+        node.fail("storage needs `uri`")
+    uri = fields["uri"].string("a storage URI like s3://bucket/prefix").strip()
+    region = fields["region"].string("a region name").strip() if "region" in fields else None
+    return uri, region or None
 
 
 def _exclude_zones(node: Node) -> tuple[str, ...]:
