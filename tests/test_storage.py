@@ -104,3 +104,25 @@ def test_unknown_scheme_names_the_supported_ones():
     assert cloud_of("https://example.com/x") is None
     with pytest.raises(SkyplanError, match="no bucket"):
         for_uri("s3://")
+
+
+def test_status_and_result_id_paths_behave_the_same_on_every_scheme(storage_uri):
+    """What apply does before a task (re)starts — forget the earlier status.json, write the result
+    id — and the status polling cloud tasks go through, on each backend (before the seam only
+    file:// and s3:// had their status cleared)."""
+    from skyplan import results
+    from skyplan.runstate import read_status, read_text
+
+    st = for_uri(storage_uri)
+    st.write("train/status.json", b'{"exit_code": 0, "result_id": "old"}')
+    assert read_status(storage_uri, "train") == {"exit_code": 0, "result_id": "old"}
+    rid = "a" * 64
+    results.prepare_task_storage(storage_uri, "train", rid)
+    assert read_status(storage_uri, "train") is None
+    assert read_text(st.uri("train/result-id")) == rid + "\n"
+    results.prepare_task_storage(storage_uri, "train", None)  # no id: the object goes
+    assert st.read("train/result-id") is None
+    st.write("train/status.json", b"{not json")
+    assert read_status(storage_uri, "train")["exit_code"] is None
+    results.remove_object(st.uri("train/status.json"))
+    assert st.list() == []

@@ -20,6 +20,10 @@ from skyplan.errors import SkyplanError
 from skyplan.sdk import missing_sdk
 
 
+class MissingSDKError(SkyplanError):
+    """The cloud SDK a storage backend needs is not installed (the message names the pip extra)."""
+
+
 class Storage(ABC):
     """A base URI in one storage service, and the operations skyplan needs on keys under it.
 
@@ -54,6 +58,8 @@ class Storage(ABC):
     def _object_name(self, key: str) -> str:
         """The bucket-relative name of `key` (prefix joined)."""
         key = key.lstrip("/")
+        if not key:  # the base itself: the object a full object URI names
+            return self.prefix
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _key_of(self, name: str) -> str:
@@ -64,7 +70,8 @@ class Storage(ABC):
         """Raise the one-line missing-SDK error (used by backends when an import fails)."""
         assert self.sdk is not None
         extra, packages = self.sdk
-        raise missing_sdk(extra, packages, purpose or f"{self.schemes[0]}:// storage ({self.base})") from None
+        raise missing_sdk(extra, packages, purpose or f"{self.schemes[0]}:// storage ({self.base})",
+                          MissingSDKError) from None
 
     def _error(self, key: str, what: str, exc: BaseException) -> SkyplanError:
         return SkyplanError(f"{self.uri(key)}: could not {what}: {exc}")

@@ -9,6 +9,7 @@ from typing import ClassVar
 from urllib.parse import unquote, urlparse
 
 from skyplan.atomicfile import copy_file, error_from_os, write_bytes
+from skyplan.errors import SkyplanError
 from skyplan.storage.base import Storage, walk_files
 
 
@@ -51,12 +52,22 @@ class FileStorage(Storage):
         return [k for k in keys if k.startswith(prefix.lstrip("/"))]
 
     def delete(self, key: str) -> None:
+        path = self.path(key)
         try:
-            self.path(key).unlink(missing_ok=True)
-        except IsADirectoryError:
-            pass
+            path.unlink(missing_ok=True)
+        except (IsADirectoryError, NotADirectoryError):
+            return
         except OSError as exc:
-            raise error_from_os(exc, self.path(key)) from None
+            raise error_from_os(exc, path) from None
+        # Object stores have no directories: drop the ones the file leaves empty, so that a
+        # prefix with nothing under it does not look like a directory to the executor.
+        for parent in path.parents:
+            if parent == self.root or self.root not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     def delete_prefix(self, prefix: str) -> None:
         prefix = prefix.lstrip("/")
@@ -74,6 +85,8 @@ class FileStorage(Storage):
         looks complete, and what the destination held before is replaced, not merged. The
         storage directory itself is skipped when it lies inside the uploaded one (`workdir: .`
         beside a plan directory that keeps its file:// storage)."""
+        if not self.root.is_absolute():
+            raise SkyplanError(f"storage {self.base!r} must be an absolute file:/// URI")
         source = Path(local_path)
         if not source.is_dir():
             return super().upload(source, key)
