@@ -126,3 +126,13 @@ def test_status_and_result_id_paths_behave_the_same_on_every_scheme(storage_uri)
     assert read_status(storage_uri, "train")["exit_code"] is None
     results.remove_object(st.uri("train/status.json"))
     assert st.list() == []
+
+
+def test_relative_file_storage_and_display(tmp_path):
+    from skyplan.storage import display_uri, resolve_relative
+
+    assert resolve_relative("file://.skyplan-storage/p", tmp_path) == f"file://{tmp_path.resolve()}/.skyplan-storage/p"
+    assert resolve_relative("file:///abs/p", tmp_path) == "file:///abs/p"
+    assert resolve_relative("s3://b/p", tmp_path) == "s3://b/p"
+    assert display_uri("file:///abs/p/train/outputs/") == "/abs/p/train/outputs/"
+    assert display_uri("gs://b/p/") == "gs://b/p/"

@@ -7,6 +7,8 @@ before it first talks to its service.
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 
 from skyplan.errors import SkyplanError
 from skyplan.storage.base import Storage
@@ -20,7 +22,7 @@ _BACKENDS = (
 )
 SUPPORTED = "file://, s3://, gs://, https://ACCOUNT.blob.core.windows.net/CONTAINER or az://ACCOUNT/CONTAINER"
 
-__all__ = ["Storage", "backend_for", "cloud_of", "for_uri", "SUPPORTED"]
+__all__ = ["SUPPORTED", "Storage", "backend_for", "cloud_of", "display_uri", "for_uri", "resolve_relative"]
 
 
 def backend_for(uri: str) -> type[Storage] | None:
@@ -48,3 +50,22 @@ def cloud_of(uri: str) -> str | None:
     """The cloud holding `uri` ("aws", "gcp", "azure", "local"), None for an unknown scheme."""
     cls = backend_for(uri)
     return cls.cloud if cls is not None else None
+
+
+def resolve_relative(uri: str, directory: str | os.PathLike[str]) -> str:
+    """`uri` with a relative `file://` path made absolute against `directory` (a run directory);
+    every other URI unchanged."""
+    if uri.startswith("file://") and not uri.startswith("file:///"):
+        from skyplan.storage.file import file_uri_path
+
+        return "file://" + str((Path(directory) / file_uri_path(uri)).resolve())
+    return uri
+
+
+def display_uri(uri: str) -> str:
+    """How the terminal shows a storage URI: a local path for file:// (a trailing "/" kept)."""
+    if uri.startswith("file://"):
+        from skyplan.storage.file import file_uri_path
+
+        return str(file_uri_path(uri)) + ("/" if uri.endswith("/") else "")
+    return uri
