@@ -136,3 +136,25 @@ def test_relative_file_storage_and_display(tmp_path):
     assert resolve_relative("s3://b/p", tmp_path) == "s3://b/p"
     assert display_uri("file:///abs/p/train/outputs/") == "/abs/p/train/outputs/"
     assert display_uri("gs://b/p/") == "gs://b/p/"
+
+
+def test_conditional_writes_are_a_compare_and_swap(storage_uri, request):
+    """What a lock in storage needs: create-if-absent, replace-if-unchanged, delete-if-unchanged."""
+    if storage_uri.startswith("gs://"):
+        # Strict: the day the emulator checks preconditions this xfail fails and is removed.
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="gcp-storage-emulator ignores ifGenerationMatch (it has no precondition support)"))
+    st = for_uri(storage_uri)
+    assert st.read_versioned("lock") is None
+    v1 = st.write_versioned("lock", b"owner-1", if_absent=True)
+    assert v1
+    assert st.write_versioned("lock", b"owner-2", if_absent=True) is None  # someone holds it
+    assert st.read_versioned("lock") == (b"owner-1", v1)
+    v2 = st.write_versioned("lock", b"owner-1 renewed", if_version=v1)
+    assert v2 and v2 != v1
+    assert st.write_versioned("lock", b"stale writer", if_version=v1) is None
+    assert st.delete_versioned("lock", v1) is False
+    assert st.read("lock") == b"owner-1 renewed"
+    assert st.delete_versioned("lock", v2) is True
+    assert st.read("lock") is None
+    assert st.list() == []

@@ -127,6 +127,50 @@ class AzureBlobStorage(Storage):
         write_bytes(local_path, data)
         return True
 
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            downloader = self.container.download_blob(self._object_name(key))
+            return downloader.readall(), downloader.properties.etag
+        except ResourceNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._error(key, "read", exc) from None
+
+    def write_versioned(self, key: str, data: bytes, *, if_absent: bool = False,
+                        if_version: str | None = None) -> str | None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+
+        condition: dict = {}
+        if if_absent:
+            condition = {"overwrite": False}
+        elif if_version:
+            condition = {"overwrite": True, "etag": if_version, "match_condition": MatchConditions.IfNotModified}
+        else:
+            condition = {"overwrite": True}
+        try:
+            done = self.container.get_blob_client(self._object_name(key)).upload_blob(data, **condition)
+        except (ResourceExistsError, ResourceModifiedError):
+            return None
+        except Exception as exc:
+            raise self._error(key, "write", exc) from None
+        return done["etag"]
+
+    def delete_versioned(self, key: str, if_version: str) -> bool:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        try:
+            self.container.delete_blob(self._object_name(key), etag=if_version,
+                                       match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        except Exception as exc:
+            raise self._error(key, "delete", exc) from None
+        return True
+
     def rclone_remote(self, key: str = "") -> tuple[dict[str, str], str]:
         env = {"RCLONE_CONFIG_SKYPLAN_AZ_TYPE": "azureblob"}
         endpoint = connection_setting("BlobEndpoint")

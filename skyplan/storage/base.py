@@ -110,6 +110,24 @@ class Storage(ABC):
         `<name>` taking its credentials from the environment (or the emulator setting) — it
         never contains a secret value; the path is `<name>:bucket/prefix/key`."""
 
+    # -- conditional operations (a lock or a compare-and-swap in storage) ---------------------
+
+    @abstractmethod
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """(bytes, version) of object `key`, None when it does not exist. The version is an opaque
+        token (ETag, generation) for `write_versioned` / `delete_versioned`."""
+
+    @abstractmethod
+    def write_versioned(self, key: str, data: bytes, *, if_absent: bool = False,
+                        if_version: str | None = None) -> str | None:
+        """Write `key` only if it does not exist (`if_absent`) or still has version `if_version`.
+
+        Returns the new version, or None when the condition did not hold (nothing written)."""
+
+    @abstractmethod
+    def delete_versioned(self, key: str, if_version: str) -> bool:
+        """Delete `key` only if it still has version `if_version`; whether it was deleted."""
+
     def delete_prefix(self, prefix: str) -> None:
         """Delete every object whose key starts with `prefix` (one call for a whole task's files)."""
         for key in self.list(prefix):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -17,6 +20,23 @@ def file_uri_path(uri: str) -> Path:
     """The local path of a `file://` URI (`file:///abs` or `file://relative`)."""
     parsed = urlparse(uri)
     return Path(unquote(parsed.netloc + parsed.path))
+
+
+class _FileLock:
+    """An exclusive flock on a file, held for a `with` block."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> _FileLock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
 
 
 class FileStorage(Storage):
@@ -45,7 +65,7 @@ class FileStorage(Storage):
     def write(self, key: str, data: bytes) -> None:
         write_bytes(self.path(key), data)
 
-    def list(self, prefix: str = "") -> list[str]:
+    def _list(self, prefix: str = "") -> list[str]:
         if not self.root.is_dir():
             return []
         keys = [rel for _, rel in walk_files(self.root)]
@@ -116,6 +136,38 @@ class FileStorage(Storage):
             return False
         copy_file(self.path(key), local_path)
         return True
+
+    # Conditional operations: the version is the content's SHA-256; a compare-and-swap holds an
+    # flock on `<root>/.skyplan-storage.lock`, which every skyplan process writing here takes.
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        data = self.read(key)
+        return None if data is None else (data, hashlib.sha256(data).hexdigest())
+
+    def _locked(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        return _FileLock(self.root / ".skyplan-storage.lock")
+
+    def write_versioned(self, key: str, data: bytes, *, if_absent: bool = False,
+                        if_version: str | None = None) -> str | None:
+        with self._locked():
+            current = self.read_versioned(key)
+            if (if_absent and current is not None) or (
+                    if_version is not None and (current is None or current[1] != if_version)):
+                return None
+            self.write(key, data)
+        return hashlib.sha256(data).hexdigest()
+
+    def delete_versioned(self, key: str, if_version: str) -> bool:
+        with self._locked():
+            current = self.read_versioned(key)
+            if current is None or current[1] != if_version:
+                return False
+            self.delete(key)
+        return True
+
+    def list(self, prefix: str = "") -> list[str]:
+        return [k for k in self._list(prefix) if k != ".skyplan-storage.lock"]
 
     def rclone_remote(self, key: str = "") -> tuple[dict[str, str], str]:
         return {"RCLONE_CONFIG_SKYPLAN_FILE_TYPE": "local"}, f"skyplan_file:{self.path(key)}"

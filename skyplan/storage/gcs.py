@@ -95,6 +95,43 @@ class GCSStorage(Storage):
             raise self._error(key, "download", exc) from None
         return True
 
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        from google.api_core.exceptions import NotFound
+
+        blob = self.client_bucket.blob(self._object_name(key))
+        try:
+            data = blob.download_as_bytes()
+        except NotFound:
+            return None
+        except Exception as exc:
+            raise self._error(key, "read", exc) from None
+        return data, str(blob.generation)
+
+    def write_versioned(self, key: str, data: bytes, *, if_absent: bool = False,
+                        if_version: str | None = None) -> str | None:
+        from google.api_core.exceptions import PreconditionFailed
+
+        blob = self.client_bucket.blob(self._object_name(key))
+        match = 0 if if_absent else int(if_version) if if_version else None
+        try:
+            blob.upload_from_string(data, if_generation_match=match)
+        except PreconditionFailed:
+            return None
+        except Exception as exc:
+            raise self._error(key, "write", exc) from None
+        return str(blob.generation)
+
+    def delete_versioned(self, key: str, if_version: str) -> bool:
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        try:
+            self.client_bucket.blob(self._object_name(key)).delete(if_generation_match=int(if_version))
+        except (NotFound, PreconditionFailed):
+            return False
+        except Exception as exc:
+            raise self._error(key, "delete", exc) from None
+        return True
+
     def rclone_remote(self, key: str = "") -> tuple[dict[str, str], str]:
         env = {
             "RCLONE_CONFIG_SKYPLAN_GCS_TYPE": "google cloud storage",

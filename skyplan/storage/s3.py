@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 from skyplan.storage.base import Storage, split_bucket
 
 _MISSING = ("NoSuchKey", "404", "NotFound")
+# A failed If-Match / If-None-Match (412), or a concurrent conditional write (409).
+_CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 class S3Storage(Storage):
@@ -96,6 +98,41 @@ class S3Storage(Storage):
             if exc.response.get("Error", {}).get("Code") in _MISSING:
                 return False
             raise self._error(key, "download", exc) from None
+        return True
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            got = self.client.get_object(Bucket=self.bucket, Key=self._object_name(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                return None
+            raise self._error(key, "read", exc) from None
+        return got["Body"].read(), got["ETag"]
+
+    def write_versioned(self, key: str, data: bytes, *, if_absent: bool = False,
+                        if_version: str | None = None) -> str | None:
+        from botocore.exceptions import ClientError
+
+        condition = {"IfNoneMatch": "*"} if if_absent else {"IfMatch": if_version} if if_version else {}
+        try:
+            put = self.client.put_object(Bucket=self.bucket, Key=self._object_name(key), Body=data, **condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _CONFLICT:
+                return None
+            raise self._error(key, "write", exc) from None
+        return put["ETag"]
+
+    def delete_versioned(self, key: str, if_version: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._object_name(key), IfMatch=if_version)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _CONFLICT + _MISSING:
+                return False
+            raise self._error(key, "delete", exc) from None
         return True
 
     def rclone_remote(self, key: str = "") -> tuple[dict[str, str], str]:
