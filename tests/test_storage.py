@@ -4,6 +4,8 @@ against real servers on loopback (moto server, gcp-storage-emulator, Azurite).""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -79,7 +81,7 @@ def test_uri_and_rclone_remote_hold_no_secret(storage_uri):
     assert st.uri("t/status.json") == storage_uri.rstrip("/") + "/t/status.json"
     env, remote = st.rclone_remote("t/outputs")
     assert remote.endswith("t/outputs")
-    assert all(k.startswith("RCLONE_CONFIG_SKYPLAN_") for k in env)
+    assert all(k.startswith(("RCLONE_CONFIG_SKYPLAN_", "RCLONE_CA_CERT", "AWS_CA_BUNDLE")) for k in env)
     secrets = [os.environ.get(k) for k in ("AWS_SECRET_ACCESS_KEY",)] + [
         part.partition("=")[2] for part in os.environ.get("AZURE_STORAGE_CONNECTION_STRING", "").split(";")
         if part.startswith("AccountKey=")]
@@ -158,3 +160,22 @@ def test_conditional_writes_are_a_compare_and_swap(storage_uri, request):
     assert st.delete_versioned("lock", v2) is True
     assert st.read("lock") is None
     assert st.list() == []
+
+
+@pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (apt-get install rclone)")
+def test_rclone_remote_reaches_the_same_objects(storage_uri, tmp_path):
+    """The (env, remote) the executor is given moves data with rclone alone, to where the SDK reads."""
+    src = tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_text("from rclone\n")
+    st = for_uri(storage_uri)
+    env, remote = st.rclone_remote("train/outputs")
+    done = subprocess.run(["rclone", "copy", "--checksum", str(src), remote], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert st.read("train/outputs/sub/a.txt") == b"from rclone\n"
+    back = tmp_path / "back"
+    done = subprocess.run(["rclone", "copy", remote, str(back)], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (back / "sub" / "a.txt").read_text() == "from rclone\n"

@@ -107,8 +107,9 @@ class Storage(ABC):
         """What the executor runs to move data: (env, remote path) for rclone.
 
         `env` holds `RCLONE_CONFIG_<NAME>_*` settings that define an rclone remote named
-        `<name>` taking its credentials from the environment (or the emulator setting) — it
-        never contains a secret value; the path is `<name>:bucket/prefix/key`."""
+        `<name>` taking its credentials from the environment (or the emulator setting), plus
+        rclone's own settings a backend needs (e.g. `RCLONE_CA_CERT`) — never a secret value;
+        the path is `<name>:bucket/prefix/key`."""
 
     # -- conditional operations (a lock or a compare-and-swap in storage) ---------------------
 

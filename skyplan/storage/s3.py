@@ -146,4 +146,8 @@ class S3Storage(Storage):
             env["RCLONE_CONFIG_SKYPLAN_S3_PROVIDER"] = "Other"
             env["RCLONE_CONFIG_SKYPLAN_S3_ENDPOINT"] = endpoint
             env["RCLONE_CONFIG_SKYPLAN_S3_FORCE_PATH_STYLE"] = "true"
+        bundle = os.environ.get("AWS_CA_BUNDLE")
+        if bundle:  # rclone's AWS SDK cannot load AWS_CA_BUNDLE into its transport: hand it to rclone
+            env["AWS_CA_BUNDLE"] = ""
+            env["RCLONE_CA_CERT"] = bundle
         return env, f"skyplan_s3:{self.bucket}/{self._object_name(key)}".rstrip("/")
