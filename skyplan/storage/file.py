@@ -66,10 +66,13 @@ class FileStorage(Storage):
         write_bytes(self.path(key), data)
 
     def _list(self, prefix: str = "") -> list[str]:
-        if not self.root.is_dir():
+        prefix = prefix.lstrip("/")
+        directory = prefix.rpartition("/")[0]  # walk only the directory the prefix lies in
+        start = self.path(directory)
+        if not start.is_dir():
             return []
-        keys = [rel for _, rel in walk_files(self.root)]
-        return [k for k in keys if k.startswith(prefix.lstrip("/"))]
+        lead = f"{directory}/" if directory else ""
+        return [lead + rel for _, rel in walk_files(start) if (lead + rel).startswith(prefix)]
 
     def delete(self, key: str) -> None:
         path = self.path(key)
