@@ -80,7 +80,7 @@ class AzureBlobStorage(Storage):
         return self._container
 
     def read(self, key: str) -> bytes | None:
-        from azure.core.exceptions import ResourceNotFoundError
+        ResourceNotFoundError = self._import("azure.core.exceptions").ResourceNotFoundError
 
         try:
             return self.container.download_blob(self._object_name(key)).readall()
@@ -102,7 +102,7 @@ class AzureBlobStorage(Storage):
             raise self._error(prefix, "list", exc) from None
 
     def delete(self, key: str) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
+        ResourceNotFoundError = self._import("azure.core.exceptions").ResourceNotFoundError
 
         try:
             self.container.delete_blob(self._object_name(key))
@@ -128,7 +128,7 @@ class AzureBlobStorage(Storage):
         return True
 
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
-        from azure.core.exceptions import ResourceNotFoundError
+        ResourceNotFoundError = self._import("azure.core.exceptions").ResourceNotFoundError
 
         try:
             downloader = self.container.download_blob(self._object_name(key))
@@ -140,8 +140,9 @@ class AzureBlobStorage(Storage):
 
     def write_versioned(self, key: str, data: bytes, *, if_absent: bool = False,
                         if_version: str | None = None) -> str | None:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        MatchConditions = self._import("azure.core").MatchConditions
+        ResourceExistsError = self._import("azure.core.exceptions").ResourceExistsError
+        ResourceModifiedError = self._import("azure.core.exceptions").ResourceModifiedError
 
         condition: dict = {}
         if if_absent:
@@ -159,8 +160,9 @@ class AzureBlobStorage(Storage):
         return done["etag"]
 
     def delete_versioned(self, key: str, if_version: str) -> bool:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        MatchConditions = self._import("azure.core").MatchConditions
+        ResourceModifiedError = self._import("azure.core.exceptions").ResourceModifiedError
+        ResourceNotFoundError = self._import("azure.core.exceptions").ResourceNotFoundError
 
         try:
             self.container.delete_blob(self._object_name(key), etag=if_version,

@@ -10,11 +10,12 @@ setting), never a key of skyplan's.
 
 from __future__ import annotations
 
+import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from skyplan.errors import SkyplanError
 from skyplan.sdk import missing_sdk
@@ -72,6 +73,13 @@ class Storage(ABC):
         extra, packages = self.sdk
         raise missing_sdk(extra, packages, purpose or f"{self.schemes[0]}:// storage ({self.base})",
                           MissingSDKError) from None
+
+    def _import(self, module: str) -> Any:
+        """Import a module of the backend's SDK, or raise the one-line missing-SDK error."""
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            self._require()
 
     def _error(self, key: str, what: str, exc: BaseException) -> SkyplanError:
         return SkyplanError(f"{self.uri(key)}: could not {what}: {exc}")

@@ -44,7 +44,7 @@ class GCSStorage(Storage):
         return self._bucket
 
     def read(self, key: str) -> bytes | None:
-        from google.api_core.exceptions import NotFound
+        NotFound = self._import("google.api_core.exceptions").NotFound
 
         try:
             return self.client_bucket.blob(self._object_name(key)).download_as_bytes()
@@ -67,7 +67,7 @@ class GCSStorage(Storage):
             raise self._error(prefix, "list", exc) from None
 
     def delete(self, key: str) -> None:
-        from google.api_core.exceptions import NotFound
+        NotFound = self._import("google.api_core.exceptions").NotFound
 
         try:
             self.client_bucket.blob(self._object_name(key)).delete()
@@ -83,7 +83,7 @@ class GCSStorage(Storage):
             raise self._error(key, f"upload {local_path}", exc) from None
 
     def download_file(self, key: str, local_path: Path) -> bool:
-        from google.api_core.exceptions import NotFound
+        NotFound = self._import("google.api_core.exceptions").NotFound
 
         local_path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -96,7 +96,7 @@ class GCSStorage(Storage):
         return True
 
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
-        from google.api_core.exceptions import NotFound
+        NotFound = self._import("google.api_core.exceptions").NotFound
 
         blob = self.client_bucket.blob(self._object_name(key))
         try:
@@ -109,7 +109,7 @@ class GCSStorage(Storage):
 
     def write_versioned(self, key: str, data: bytes, *, if_absent: bool = False,
                         if_version: str | None = None) -> str | None:
-        from google.api_core.exceptions import PreconditionFailed
+        PreconditionFailed = self._import("google.api_core.exceptions").PreconditionFailed
 
         blob = self.client_bucket.blob(self._object_name(key))
         match = 0 if if_absent else int(if_version) if if_version else None
@@ -122,7 +122,8 @@ class GCSStorage(Storage):
         return str(blob.generation)
 
     def delete_versioned(self, key: str, if_version: str) -> bool:
-        from google.api_core.exceptions import NotFound, PreconditionFailed
+        NotFound = self._import("google.api_core.exceptions").NotFound
+        PreconditionFailed = self._import("google.api_core.exceptions").PreconditionFailed
 
         try:
             self.client_bucket.blob(self._object_name(key)).delete(if_generation_match=int(if_version))

@@ -41,7 +41,7 @@ class S3Storage(Storage):
         return self._client
 
     def read(self, key: str) -> bytes | None:
-        from botocore.exceptions import ClientError
+        ClientError = self._import("botocore.exceptions").ClientError
 
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._object_name(key))["Body"].read()
@@ -89,7 +89,7 @@ class S3Storage(Storage):
             raise self._error(key, f"upload {local_path}", exc) from None
 
     def download_file(self, key: str, local_path: Path) -> bool:
-        from botocore.exceptions import ClientError
+        ClientError = self._import("botocore.exceptions").ClientError
 
         local_path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -101,7 +101,7 @@ class S3Storage(Storage):
         return True
 
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
-        from botocore.exceptions import ClientError
+        ClientError = self._import("botocore.exceptions").ClientError
 
         try:
             got = self.client.get_object(Bucket=self.bucket, Key=self._object_name(key))
@@ -113,7 +113,7 @@ class S3Storage(Storage):
 
     def write_versioned(self, key: str, data: bytes, *, if_absent: bool = False,
                         if_version: str | None = None) -> str | None:
-        from botocore.exceptions import ClientError
+        ClientError = self._import("botocore.exceptions").ClientError
 
         condition = {"IfNoneMatch": "*"} if if_absent else {"IfMatch": if_version} if if_version else {}
         try:
@@ -125,7 +125,7 @@ class S3Storage(Storage):
         return put["ETag"]
 
     def delete_versioned(self, key: str, if_version: str) -> bool:
-        from botocore.exceptions import ClientError
+        ClientError = self._import("botocore.exceptions").ClientError
 
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._object_name(key), IfMatch=if_version)
