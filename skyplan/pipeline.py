@@ -98,7 +98,6 @@ def _targets_extras(spec: Spec) -> tuple[list[Offering], tuple[Quota, ...], dict
     return offerings, tuple(capacity), enabled
 
 
-_STORAGE_SCHEMES = {"s3": "aws", "gs": "gcp", "https": "azure", "file": "local"}
 _CLOUDS = ("aws", "gcp", "azure")
 
 
@@ -120,8 +119,10 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
             "their exit status; set `storage:` to a bucket on the cloud that runs them"
         )
     elif cloud_tasks:
+        from skyplan.storage import cloud_of
+
         scheme = spec.storage.partition("://")[0].lower()
-        storage_cloud = _STORAGE_SCHEMES.get(scheme)
+        storage_cloud = cloud_of(spec.storage)
         if scheme == "az":
             blockers.append(
                 f"storage {spec.storage}: write Azure storage as https://<account>.blob.core.windows.net/<container>/…"

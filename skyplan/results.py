@@ -209,68 +209,32 @@ def short(rid: str | None) -> str:
 def write_result_id(storage: str, slug: str, rid: str | None) -> None:
     """Tell the task's executor its result id: `<storage>/<slug>/result-id` (one line of hex).
 
-    file:// is written atomically (temp file, fsync, rename); s3/gs/Azure through their SDKs. A
-    None id removes the file, so the executor records no id and the result is never reused."""
-    from skyplan.runstate import file_uri_path, join_uri
+    Written through the storage backend (atomic on file://, one PUT elsewhere). A None id
+    removes the object, so the executor records no id and the result is never reused."""
+    from skyplan.storage import for_uri
 
-    uri = join_uri(storage, slug, RESULT_ID_FILE)
-    text = f"{rid}\n" if rid else None
-    if uri.startswith("file://"):
-        path = file_uri_path(uri)
-        if text is None:
-            path.unlink(missing_ok=True)
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return
-    _write_object(uri, text)
+    store, key = for_uri(storage), f"{slug}/{RESULT_ID_FILE}"
+    try:
+        if rid:
+            store.write(key, f"{rid}\n".encode("ascii"))
+        else:
+            store.delete(key)
+    except SkyplanError as exc:
+        raise SkyplanError(f"{store.uri(key)}: could not write the task's result id: {exc.message}") from None
+
+
+def prepare_task_storage(storage: str, slug: str, rid: str | None) -> None:
+    """Before a task (re)starts: forget its earlier status.json, so that only this start's status
+    counts, and write its result id. The same on every storage scheme."""
+    from skyplan.storage import for_uri
+
+    store = for_uri(storage)
+    store.delete(f"{slug}/status.json")
+    write_result_id(storage, slug, rid)
 
 
 def remove_object(uri: str) -> None:
-    """Delete one object of gs:// or Azure blob storage (nothing when it is not there)."""
-    _write_object(uri, None)
+    """Delete one object of storage, given by its full URI (nothing when it is not there)."""
+    from skyplan.storage import for_uri
 
-
-def _write_object(uri: str, text: str | None) -> None:  # cloud storage: no emulator in CI
-    from urllib.parse import urlparse
-
-    parsed = urlparse(uri)
-    bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    try:
-        if parsed.scheme == "s3":
-            import boto3
-
-            client = boto3.client("s3")
-            if text is None:
-                client.delete_object(Bucket=bucket, Key=key)
-            else:
-                client.put_object(Bucket=bucket, Key=key, Body=text.encode("ascii"))
-        elif parsed.scheme == "gs":
-            from google.cloud import storage as gcs  # type: ignore[import-not-found]
-
-            blob = gcs.Client().bucket(bucket).blob(key)
-            if text is None:
-                if blob.exists():
-                    blob.delete()
-            else:
-                blob.upload_from_string(text)
-        else:  # Azure blob: https://ACCOUNT.blob.core.windows.net/… or az://ACCOUNT/…
-            from azure.identity import DefaultAzureCredential
-            from azure.storage.blob import BlobClient
-
-            url = uri if parsed.scheme == "https" else f"https://{bucket}.blob.core.windows.net/{key}"
-            client = BlobClient.from_blob_url(url, credential=DefaultAzureCredential())
-            if text is None:
-                if client.exists():
-                    client.delete_blob()
-            else:
-                client.upload_blob(text.encode("ascii"), overwrite=True)
-    except ImportError as exc:
-        raise SkyplanError(f"{uri}: writing the task's result id needs {exc.name}") from None
-    except Exception as exc:  # an SDK error: say where
-        raise SkyplanError(f"{uri}: could not write the task's result id: {exc}") from None
+    for_uri(uri).delete("")

@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from skyplan.errors import SkyplanError
-from skyplan.sdk import missing_sdk
+from skyplan.storage.file import file_uri_path
+
+__all__ = ["EventLog", "RunLock", "file_uri_path", "join_uri", "read_events", "read_status", "read_text"]
 
 EVENTS_FILE = "events.jsonl"
 LOCK_FILE = ".skyplan/lock"
@@ -187,89 +188,26 @@ def join_uri(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
-def file_uri_path(uri: str) -> Path:
-    """The local path of a `file://` URI (`file:///abs` or `file://relative`)."""
-    parsed = urlparse(uri)
-    return Path(unquote(parsed.netloc + parsed.path))
-
-
 def read_text(uri: str) -> str | None:
-    """The text of an object in storage, None when it does not exist (yet).
+    """The text of one object in storage (a full object URI), None when it does not exist (yet).
 
-    file:// is read directly; s3:// through boto3, gs:// through google-cloud-storage and
-    Azure blob URIs (`az://container/path` or `https://ACCOUNT.blob.core.windows.net/...`)
-    through azure-storage-blob — each with the SDK's own credential chain (never a key of ours).
-    """
-    parsed = urlparse(uri)
-    scheme = parsed.scheme
-    if scheme == "file":
-        path = file_uri_path(uri)
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-    if scheme == "s3":
-        return _read_s3(parsed.netloc, parsed.path.lstrip("/"))
-    if scheme == "gs":
-        return _read_gcs(parsed.netloc, parsed.path.lstrip("/"))
-    if scheme in ("az", "azure") or (scheme == "https" and parsed.netloc.endswith(".blob.core.windows.net")):
-        return _read_azure(uri)
-    raise SkyplanError(f"storage {uri!r}: unsupported scheme {scheme!r} (file, s3, gs, az)")
+    Read through the URI's storage backend (`skyplan.storage.for_uri`), with the SDK's own
+    credential chain — never a key of ours. Bytes that are not UTF-8 are replaced."""
+    from skyplan.storage import for_uri
 
-
-def _read_s3(bucket: str, key: str) -> str | None:
-    try:
-        import boto3
-        from botocore.exceptions import ClientError
-    except ImportError:
-        raise missing_sdk("aws", "boto3", "reading s3:// task status") from None
-    try:
-        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-            return None
-        raise SkyplanError(f"s3://{bucket}/{key}: {exc}") from None
-    return body.decode("utf-8")
-
-
-def _read_gcs(bucket: str, key: str) -> str | None:  # untested here: no GCS emulator in CI
-    try:
-        from google.api_core.exceptions import NotFound
-        from google.cloud import storage
-    except ImportError:
-        raise missing_sdk("gcp", "google-cloud-storage", "reading gs:// task status") from None
-    try:
-        return storage.Client().bucket(bucket).blob(key).download_as_text()
-    except NotFound:
-        return None
-
-
-def _read_azure(uri: str) -> str | None:  # untested here: no Azurite in CI
-    try:
-        from azure.core.exceptions import ResourceNotFoundError
-        from azure.identity import DefaultAzureCredential
-        from azure.storage.blob import BlobClient
-    except ImportError:
-        raise missing_sdk("azure", "azure-storage-blob and azure-identity", "reading Azure blob task status") from None
-    parsed = urlparse(uri)
-    if parsed.scheme == "https":
-        url = uri
-    else:  # az://ACCOUNT/CONTAINER/path
-        account, _, rest = (parsed.netloc + parsed.path).partition("/")
-        url = f"https://{account}.blob.core.windows.net/{rest}"
-    try:
-        client = BlobClient.from_blob_url(url, credential=DefaultAzureCredential())
-        return client.download_blob().readall().decode("utf-8")
-    except ResourceNotFoundError:
-        return None
+    data = for_uri(uri).read("")
+    return None if data is None else data.decode("utf-8", errors="replace")
 
 
 def read_status(storage: str, task_slug: str) -> dict | None:
     """The executor's `status.json` for a task ({exit_code, …}), None while there is none."""
+    from skyplan.storage import for_uri
+
     uri = join_uri(storage, task_slug, "status.json")
-    text = read_text(uri)
-    if text is None:
+    data = for_uri(storage).read(f"{task_slug}/status.json")
+    if data is None:
         return None
+    text = data.decode("utf-8", errors="replace")
     try:
         doc = json.loads(text)
     except ValueError:

@@ -199,14 +199,13 @@ def test_refresh_without_the_sdk_names_the_extra(tmp_path, cloud, modules, messa
 
 
 def test_staging_to_s3_without_boto3_names_the_extra(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
     from skyplan.errors import SkyplanError
-    from skyplan.staging import _upload_s3
+    from skyplan.storage import for_uri
 
+    (tmp_path / "f").write_text("x")
     monkeypatch.setitem(sys.modules, "boto3", None)
     with pytest.raises(SkyplanError, match=r"needs boto3, which is not installed: pip install 'skyplan\[aws\]'"):
-        _upload_s3(SimpleNamespace(prefix="t/"), "s3://bucket/prefix")  # type: ignore[arg-type]
+        for_uri("s3://bucket/prefix").upload(tmp_path / "f", "t/workdir/f")
 
 
 @pytest.mark.parametrize(("uri", "modules", "extra"), [

@@ -237,19 +237,9 @@ def _inputs(node: Node) -> tuple[DataInput, ...]:
 
 def infer_cloud(uri: str) -> str | None:
     """The cloud holding a URI: s3→aws, gs→gcp, Azure blob/az→azure, file or plain path→local."""
-    scheme, sep, rest = uri.partition("://")
-    scheme = scheme.lower()
-    if not sep:
-        return "local"
-    if scheme == "s3":
-        return "aws"
-    if scheme == "gs":
-        return "gcp"
-    if scheme == "az" or (scheme == "https" and rest.split("/", 1)[0].lower().endswith(".blob.core.windows.net")):
-        return "azure"
-    if scheme == "file":
-        return "local"
-    return None
+    from skyplan.storage import cloud_of
+
+    return cloud_of(uri) if "://" in uri else "local"
 
 
 def _outputs_gb(fields: dict[str, Node]) -> float:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from skyplan.errors import RenderError
+from skyplan.errors import RenderError, SkyplanError
 from skyplan.models import FailureScope, Offering, ResourceOption, Task
 from skyplan.targets.base import Failure, StackContext, StackTask, Target
 from skyplan.targets.disks import Disk, disk_for
@@ -53,19 +53,16 @@ def parse_storage(uri: str) -> StorageRef | None:
     >>> parse_storage("s3://bkt/runs/ml")
     StorageRef(cloud='aws', bucket='bkt', prefix='runs/ml', account=None)
     """
-    scheme, sep, rest = uri.partition("://")
-    if not sep:
+    from skyplan.storage import backend_for
+
+    cls = backend_for(uri)
+    if cls is None or cls.cloud == "local":
         return None
-    scheme = scheme.lower()
-    parts = [p for p in rest.split("/") if p]
-    if scheme in ("s3", "gs") and parts:
-        return StorageRef("aws" if scheme == "s3" else "gcp", parts[0], "/".join(parts[1:]))
-    if scheme == "https" and len(parts) >= 2 and parts[0].lower().endswith(".blob.core.windows.net"):
-        account = parts[0].split(".", 1)[0].lower()
-        return StorageRef("azure", parts[1], "/".join(parts[2:]), account)
-    if scheme == "az" and len(parts) >= 2:
-        return StorageRef("azure", parts[1], "/".join(parts[2:]), parts[0].lower())
-    return None
+    try:
+        store = cls(uri)
+    except SkyplanError:  # no bucket or container in the URI
+        return None
+    return StorageRef(cls.cloud, store.bucket, store.prefix, store.account)
 
 
 # ---------------------------------------------------------------------------------------------
