@@ -107,7 +107,9 @@ def apply(
     from skyplan import preflight
 
     preflight.check(doc)  # refuse before asking: a prompt for a plan that cannot run misleads
-    clouds = sorted({t["cloud"] for t in doc["tasks"]} & {"aws", "gcp", "azure"})
+    from skyplan.targets import paid_target_names
+
+    clouds = sorted({t["cloud"] for t in doc["tasks"]} & set(paid_target_names()))
     if clouds and not auto_approve:
         if confirm is None or not confirm(doc):
             raise SkyplanError(f"the plan creates paid resources on {', '.join(clouds)}: "

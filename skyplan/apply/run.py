@@ -96,9 +96,9 @@ class _Run(StacksMixin, WatchMixin, FailoverMixin):
 
     def _stack_dirs_with_state(self) -> list[str]:
         from skyplan.faults import stacks_with_state
-        from skyplan.models import ALL_TARGETS
+        from skyplan.targets import target_names
 
-        return stacks_with_state(self.dir, ALL_TARGETS)
+        return stacks_with_state(self.dir, target_names())
 
     def stack_of(self, task: str) -> _Stack:
         return self.stacks[self.tasks[task]["cloud"]]
