@@ -9,7 +9,7 @@ from typing import Any
 
 from skyplan import results
 from skyplan.apply.model import ApplyOutcome, TaskStatus, _address_task
-from skyplan.runstate import file_uri_path
+from skyplan.errors import SkyplanError
 
 _TF_CHATTER = re.compile(
     r"Executing: |Connecting to remote host via SSH|Connected!|\s+(Host|User|Password|Private key|Certificate|"
@@ -105,11 +105,21 @@ class _ApplyView:
             self.console.print("outputs:", markup=False)
             width = max(len(t) for t in self.outputs)
             for task, uri in self.outputs.items():
-                shown = str(file_uri_path(uri)) + "/" if uri.startswith("file://") else uri
-                self.console.print(f"  {task.ljust(width)}  {shown}", markup=False, highlight=False)
+                self.console.print(f"  {task.ljust(width)}  {_shown(uri)}", markup=False, highlight=False)
 
     def close(self) -> None:
         pass
+
+
+def _shown(uri: str) -> str:
+    """Where outputs are, as the user opens them: a local directory as a path, else the URI."""
+    from skyplan.storage import for_uri
+
+    try:
+        storage = for_uri(uri)
+    except SkyplanError:
+        return uri
+    return str(storage.root) + "/" if storage.cloud == "local" else uri
 
 
 def _esc(value: object) -> str:

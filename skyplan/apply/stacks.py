@@ -12,6 +12,7 @@ from typing import Any
 from skyplan import results
 from skyplan.errors import ApplyError, SkyplanError
 from skyplan.runstate import file_uri_path
+from skyplan.storage import for_uri
 from skyplan.terraform import RunResult
 
 from .model import EXIT_INTERRUPTED, _Broken, _slug, _target
@@ -100,17 +101,10 @@ class StacksMixin:
     def _prepare_start(self, stack: _Stack, task: str) -> None:
         """Forget a stale status.json so that only this start's status counts, and stage the
         task's workdir and local file_mounts into the storage its machine reads."""
-        from skyplan.runstate import join_uri
         from skyplan.staging import stage_task
 
-        uri = join_uri(stack.storage, _slug(task), "status.json")
-        if uri.startswith("file://"):
-            file_uri_path(uri).unlink(missing_ok=True)
-        elif uri.startswith("s3://"):
-            _delete_s3(uri)
-        try:
-            if not uri.startswith(("file://", "s3://")):  # gs, Azure blob
-                results.remove_object(uri)
+        try:  # the same for every scheme (skyplan/storage)
+            for_uri(stack.storage).delete(f"{_slug(task)}/status.json")
             results.write_result_id(stack.storage, _slug(task), self._result_ids().get(task))
         except SkyplanError as exc:
             raise _Broken(f"task {task}: {exc.message}") from None
@@ -167,13 +161,7 @@ class StacksMixin:
                 self.log.emit("reaped", stack=stack.name, process_groups=stopped)
 
 
-
 def _delete_s3(uri: str) -> None:
-    from urllib.parse import urlparse
-
-    try:
-        import boto3
-    except ImportError:
-        return
-    parsed = urlparse(uri)
-    boto3.client("s3").delete_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
+    """Delete the one object `uri` (any scheme skyplan/storage serves; kept under its old name)."""
+    base, _, key = uri.rstrip("/").rpartition("/")
+    for_uri(base).delete(key)
