@@ -260,3 +260,18 @@ def test_ctrl_c_stops_starting_tasks_and_destroys_everything(tmp_path, local_zon
     assert runner.state_resources(out / "local") == [] and "local" in runner.destroyed
     finished = events(out, "run_finished")[-1]
     assert finished["exit_code"] == apply_mod.EXIT_INTERRUPTED and not finished["ok"]
+
+
+# -- what apply asks of targets ---------------------------------------------------------------------
+
+
+def test_target_facts_come_from_the_registry():
+    from skyplan.executor import USER_DATA_LIMITS
+    from skyplan.targets import get_target, paid_target_names, price_refreshed_names, target_names
+
+    assert target_names() == ("aws", "gcp", "azure", "local", "ssh")
+    assert paid_target_names() == ("aws", "gcp", "azure")
+    assert price_refreshed_names() == ("aws", "gcp", "azure")
+    assert {n: get_target(n).user_data_limit for n in target_names()} == {
+        **USER_DATA_LIMITS, "local": None, "ssh": None}
+    assert not get_target("local").paid and get_target("aws").paid

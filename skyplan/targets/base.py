@@ -114,7 +114,7 @@ class Target(abc.ABC):
             return f"{base.rstrip('/')}/{plan_name}"
         return f"file://.skyplan-storage/{plan_name}"
 
-    # -- apply-time hooks (skyplan/apply.py); the defaults suit cloud VMs ----------------------
+    # -- apply-time hooks (skyplan/apply/); the defaults suit cloud VMs ----------------------
 
     # True when `terraform apply` returns only once the task finished (local-exec/remote-exec
     # targets); False when it returns once the machine exists and the task runs on (cloud VMs).
