@@ -1,7 +1,7 @@
 """The cloud-side ceiling of a task's machines: how long a VM may live when nobody watches it.
 
 `skyplan apply` gives a polled cloud task up after `WATCHDOG_FACTOR` × its planned hours plus
-`GRACE_H` (skyplan/apply.py `_watchdog_seconds` reads these constants). The same span, rounded up to whole minutes, is armed on the cloud side at boot, so a VM
+`GRACE_H` (skyplan/apply/watch.py `_watchdog_seconds` reads these constants). The same span, rounded up to whole minutes, is armed on the cloud side at boot, so a VM
 still ends if the process running `skyplan apply` (or the CI job around it) dies:
 
 - GCP: `scheduling.max_run_duration` with `instance_termination_action = "DELETE"`;

@@ -17,6 +17,7 @@ import click
 
 from skyplan import __version__, fmt
 from skyplan.errors import SkyplanError
+from skyplan.targets import price_refreshed_names
 
 
 def _console(stderr: bool = False):
@@ -354,7 +355,7 @@ def catalog_group() -> None:
 
 
 @catalog_group.command("show")
-@click.option("--cloud", type=click.Choice(["aws", "gcp", "azure"]))
+@click.option("--cloud", type=click.Choice(price_refreshed_names()))
 @click.option("--accelerator", help="Only offerings with this accelerator (e.g. A100, tpu-v5p-8).")
 @click.option("--region", help="Only this region (glob).")
 @click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False))
@@ -471,7 +472,7 @@ def _rows_in_region(catalog, rows: list, pattern: str, *, cloud: str | None, acc
 
 
 @catalog_group.command("refresh")
-@click.argument("cloud", type=click.Choice(["aws", "gcp", "azure"]))
+@click.argument("cloud", type=click.Choice(price_refreshed_names()))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Directory to write <cloud>.csv into [~/.cache/skyplan/catalog]; use it with --catalog.")
 @click.option("--region", "regions", multiple=True, help="Only these regions (repeatable).")

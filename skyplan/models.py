@@ -37,10 +37,6 @@ class FailureScope(str, enum.Enum):
     NONE = "none"  # not a placement problem: fail the run and tell the user
 
 
-# Clouds that come from the price catalog; `local` and `ssh` are added by their targets.
-CATALOG_CLOUDS: tuple[str, ...] = ("aws", "gcp", "azure")
-ALL_TARGETS: tuple[str, ...] = ("aws", "gcp", "azure", "local", "ssh")
-
 
 # ---------------------------------------------------------------------------------------------
 # Source positions (for errors that name file, line and key)

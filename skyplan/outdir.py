@@ -38,7 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from skyplan.errors import RenderError, SkyplanError
-from skyplan.models import ALL_TARGETS
+from skyplan.targets import target_names
+
+ALL_TARGETS = target_names()  # the registry's (skyplan/targets/__init__.py)
 
 MANIFEST_FILE = "MANIFEST.sha256"
 CLOUD_INIT_DIR = "cloud-init"

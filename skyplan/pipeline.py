@@ -98,9 +98,6 @@ def _targets_extras(spec: Spec) -> tuple[list[Offering], tuple[Quota, ...], dict
     return offerings, tuple(capacity), enabled
 
 
-_CLOUDS = ("aws", "gcp", "azure")
-
-
 def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
     """Why this plan, though valid to compile and review, cannot be applied as it stands.
 
@@ -108,9 +105,11 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
     refuses to create anything while any remains (exit 2). Instances reach storage only through
     their own cloud's identity (IAM role, service account, managed identity) — skyplan never
     writes a key — so a cloud task needs storage on its own cloud."""
+    from skyplan.targets import get_target, paid_target_names
     from skyplan.targets.cloud import chosen_option, container_image
 
-    cloud_tasks = [tp for tp in placement.tasks if tp.candidate.location.cloud in _CLOUDS]
+    paid = paid_target_names()
+    cloud_tasks = [tp for tp in placement.tasks if tp.candidate.location.cloud in paid]
     used = sorted({tp.candidate.location.cloud for tp in cloud_tasks})
     blockers: list[str] = []
     if cloud_tasks and not spec.storage:
@@ -127,7 +126,7 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
             blockers.append(
                 f"storage {spec.storage}: write Azure storage as https://<account>.blob.core.windows.net/<container>/…"
             )
-        elif storage_cloud not in _CLOUDS:
+        elif storage_cloud not in paid:
             blockers.append(f"storage {spec.storage} is not reachable from cloud machines (use s3://, gs:// or Azure blob)")
         else:
             foreign = sorted(tp.task for tp in cloud_tasks if tp.candidate.location.cloud != storage_cloud)
@@ -150,17 +149,7 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
             blockers.append(f"task {tp.task} runs in container {image} (image_id: docker:…): skyplan records it "
                             "but does not run tasks in containers yet")
     for tp in cloud_tasks:
-        task = spec.task(tp.task)
-        if task.secrets:
-            blockers.append(
-                f"task {tp.task} needs secrets ({', '.join(task.secrets)}) on {tp.candidate.location.cloud}: "
-                "secrets reach local and ssh tasks only so far; allow only those for it"
-            )
-        if tp.candidate.num_nodes > 1:
-            blockers.append(
-                f"task {tp.task} has {tp.candidate.num_nodes} nodes on {tp.candidate.location.cloud}: multi-node "
-                "tasks get no node-to-node network or node list on clouds yet"
-            )
+        blockers.extend(get_target(tp.candidate.location.cloud).apply_blockers(spec, tp))
     return tuple(blockers)
 
 
@@ -460,9 +449,9 @@ def _hint_from_plan(doc: dict, spec: Spec, candidates) -> Placement | None:
 
 
 def _refuse_live_state(out: Path) -> None:
-    from skyplan.models import ALL_TARGETS
+    from skyplan.targets import target_names
 
-    for target in ALL_TARGETS:
+    for target in target_names():
         state = out / target / "terraform.tfstate"
         try:
             resources = json.loads(state.read_text()).get("resources") or []

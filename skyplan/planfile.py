@@ -231,8 +231,10 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def _ceiling_section(doc: Mapping[str, Any]) -> list[str]:
     """PLAN.md lines stating each cloud task's cloud-side ceiling (skyplan/ceiling.py)."""
     from skyplan.ceiling import GRACE_H, WATCHDOG_FACTOR, ceiling_seconds
+    from skyplan.targets import paid_target_names
 
-    cloud = [t for t in _in_run_order(doc) if t["cloud"] in ("aws", "gcp", "azure")]
+    paid = paid_target_names()
+    cloud = [t for t in _in_run_order(doc) if t["cloud"] in paid]
     if not cloud:
         return []
     rows = [[t["name"], t["cloud"], fmt.duration(ceiling_seconds(t["hours"]) / 3600.0)] for t in cloud]

@@ -75,11 +75,11 @@ def stack_only_plan(directory: Path) -> dict[str, Any]:
     """A minimal plan for `destroy` when neither plan.json nor its copy can be read: the name from
     a stack's last variables file, no tasks (every stack with state is destroyed, with the
     variables its last command used)."""
-    from skyplan.models import ALL_TARGETS
+    from skyplan.targets import target_names
     from skyplan.terraform import VAR_FILE
 
     name = None
-    for target in ALL_TARGETS:
+    for target in target_names():
         try:
             name = json.loads((Path(directory) / target / VAR_FILE).read_text()).get("plan")
         except (OSError, ValueError, AttributeError):

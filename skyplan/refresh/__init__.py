@@ -22,7 +22,6 @@ from skyplan.refresh._errors import api_error
 from skyplan.refresh._rows import PriceRow, Progress, render_csv, report, write_atomically
 from skyplan.sdk import missing_sdk
 
-CLOUDS: tuple[str, ...] = ("aws", "gcp", "azure")
 GCP_SERVICE = "GCP Cloud Billing Catalog API"
 
 
@@ -52,8 +51,11 @@ def refresh(
 
     Raises CatalogError when credentials are missing, an API call fails, or nothing was found.
     """
-    if cloud not in CLOUDS:
-        raise CatalogError(f"cannot refresh {cloud!r}: choose one of {', '.join(CLOUDS)}")
+    from skyplan.targets import price_refreshed_names
+
+    clouds = price_refreshed_names()
+    if cloud not in clouds:
+        raise CatalogError(f"cannot refresh {cloud!r}: choose one of {', '.join(clouds)}")
     base_path = Path(base_dir or builtin_catalog_dir()) / f"{cloud}.csv"
     base = read_rows(base_path) if base_path.is_file() else []
     if cloud != "aws" and not base:
@@ -169,7 +171,9 @@ def _complete_directory(out: Path, cloud: str, progress: Progress | None) -> Non
     )
     dates[cloud] = _dt.datetime.now(_dt.timezone.utc).date().isoformat()
     builtin_date = str(_read_meta(builtin / META_FILE).get("date") or "")
-    for other in CLOUDS:
+    from skyplan.targets import price_refreshed_names
+
+    for other in price_refreshed_names():
         target = out / f"{other}.csv"
         if other == cloud:
             continue

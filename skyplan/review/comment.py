@@ -27,10 +27,12 @@ from typing import Any
 
 from skyplan import __version__, fmt
 from skyplan.errors import SkyplanError
-from skyplan.models import ALL_TARGETS
 from skyplan.planfile import FORMAT_VERSION, PLAN_FILE, diff_plans, read_plan
 from skyplan.review.tfplan import ACTIONS, read_plan_changes
 from skyplan.review.tfscan import Block, scan_stack
+from skyplan.targets import target_names
+
+ALL_TARGETS = target_names()  # the registry's (skyplan/targets/__init__.py)
 
 DIFF_FORMAT = "1"
 MAX_COMMENT_CHARS = 65_535

@@ -5,9 +5,12 @@ from __future__ import annotations
 import difflib
 from dataclasses import replace
 
-from skyplan.models import ALL_TARGETS, AcceleratorDemand, Quantity, ResourceOption, SpotPolicy
+from skyplan.models import AcceleratorDemand, Quantity, ResourceOption, SpotPolicy
 from skyplan.spec import _ranges, _skypilot, _values
 from skyplan.spec._nodes import Node
+from skyplan.targets import target_names
+
+ALL_TARGETS = target_names()  # the registry's (skyplan/targets/__init__.py)
 
 # Used when a shape says nothing about size; SkyPilot would pick its default instance type.
 DEFAULT_CPUS = Quantity(2, at_least=True)

@@ -25,6 +25,16 @@ def target_names() -> tuple[str, ...]:
     return tuple(name for name, module in _MODULES.items() if importlib.util.find_spec(module) is not None)
 
 
+def paid_target_names() -> tuple[str, ...]:
+    """Targets whose machines cost money (`Target.paid`): the clouds, in registry order."""
+    return tuple(name for name in target_names() if get_target(name).paid)
+
+
+def price_refreshed_names() -> tuple[str, ...]:
+    """Targets that `skyplan catalog refresh` can re-price (`Target.refreshes_prices`)."""
+    return tuple(name for name in target_names() if get_target(name).refreshes_prices)
+
+
 @cache
 def get_target(name: str) -> Target:
     """The Target called `name` (one shared instance per name).

@@ -65,6 +65,23 @@ class Target(abc.ABC):
     providers: ClassVar[tuple[ProviderPin, ...]] = ()
     # Whether the optimizer considers this target when the spec does not name it.
     enabled_by_default: ClassVar[bool] = True
+    # Its machines cost money: `skyplan apply` creates them only after --auto-approve or a yes at
+    # the prompt, they reach storage only through their cloud's identity, and PLAN.md states
+    # their cloud-side ceiling.
+    paid: ClassVar[bool] = False
+    # `skyplan catalog refresh NAME` re-prices it from the cloud's price API (skyplan/refresh/NAME.py).
+    refreshes_prices: ClassVar[bool] = False
+
+    @property
+    def user_data_limit(self) -> int | None:
+        """Bytes of cloud-init user data its machines accept (before base64); None: no limit."""
+        return None
+
+    def apply_blockers(self, spec: Spec, placed: TaskPlacement) -> list[str]:
+        """Why `skyplan apply` refuses to run `placed` on this target, though the plan compiles
+        (compile warns, apply exits 2 before creating anything). The storage rules common to
+        every paid target are `skyplan.pipeline.apply_blockers`'."""
+        return []
 
     def offerings(self, spec: Spec) -> list[Offering]:
         """Offerings this target adds beyond the shipped price catalog (local slots, ssh hosts)."""
@@ -97,7 +114,7 @@ class Target(abc.ABC):
             return f"{base.rstrip('/')}/{plan_name}"
         return f"file://.skyplan-storage/{plan_name}"
 
-    # -- apply-time hooks (skyplan/apply.py); the defaults suit cloud VMs ----------------------
+    # -- apply-time hooks (skyplan/apply/); the defaults suit cloud VMs ----------------------
 
     # True when `terraform apply` returns only once the task finished (local-exec/remote-exec
     # targets); False when it returns once the machine exists and the task runs on (cloud VMs).

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import yaml
 
 from skyplan.errors import RenderError, SkyplanError
-from skyplan.models import FailureScope, Offering, ResourceOption, Task
+from skyplan.models import FailureScope, Offering, ResourceOption, Spec, Task, TaskPlacement
 from skyplan.targets.base import Failure, StackContext, StackTask, Target
 from skyplan.targets.disks import Disk, disk_for
 from skyplan.targets.templating import render_templates
@@ -212,6 +212,31 @@ def region_alias(region: str) -> str:
 
 class CloudTarget(Target):
     """A public cloud: VMs booted with cloud-init, failures classified from the cloud's error codes."""
+
+    paid: ClassVar[bool] = True
+    refreshes_prices: ClassVar[bool] = True
+
+    @property
+    def user_data_limit(self) -> int | None:
+        from skyplan.executor import USER_DATA_LIMITS
+
+        return USER_DATA_LIMITS.get(self.name)
+
+    def apply_blockers(self, spec: Spec, placed: TaskPlacement) -> list[str]:
+        """Secrets and multi-node tasks reach only local and ssh machines so far."""
+        task, cloud = spec.task(placed.task), placed.candidate.location.cloud
+        blockers = []
+        if task.secrets:
+            blockers.append(
+                f"task {placed.task} needs secrets ({', '.join(task.secrets)}) on {cloud}: "
+                "secrets reach local and ssh tasks only so far; allow only those for it"
+            )
+        if placed.candidate.num_nodes > 1:
+            blockers.append(
+                f"task {placed.task} has {placed.candidate.num_nodes} nodes on {cloud}: multi-node "
+                "tasks get no node-to-node network or node list on clouds yet"
+            )
+        return blockers
 
     error_rules: ClassVar[tuple[ErrorRule, ...]] = ()
 
