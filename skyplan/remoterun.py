@@ -16,8 +16,11 @@ was killed stops renewing: once `expires` has passed, the next run takes the loc
 conditionally, so two takers cannot both win) and says so. The expiry is
 SKYPLAN_RUN_LOCK_TTL seconds (default 300): a queued CI job waits at most that long after a kill.
 
-Only the S3 backend keeps run state remotely so far; with gcs and azurerm backends the run state
-stays in DIR (a warning says so) while the Terraform state is remote.
+The s3 and gcs backends keep run state remotely (through `skyplan.storage`, whose conditional
+writes are S3 `If-None-Match`/`If-Match` and GCS generation preconditions). With azurerm the run
+state stays in DIR (a warning says so) while the Terraform state is remote: Terraform locks azurerm
+state with an infinite blob lease, and a killed run's lease can only be broken by a lease-break call,
+which skyplan does not make on its own.
 """
 
 from __future__ import annotations
@@ -64,57 +67,30 @@ def lock_ttl() -> float:
     return ttl
 
 
-class _S3:
-    """The few S3 calls run state needs, against the endpoint the environment names (as Terraform)."""
+class _Store:
+    """The backend's bucket (or container) through the storage seam: the conditional writes the
+    lock needs are `Storage.write_versioned` on every scheme, so each backend's run state is the same."""
 
     def __init__(self, backend: Backend):
-        from skyplan.sdk import missing_sdk
+        from skyplan.storage import for_uri
 
-        try:
-            import boto3
-            from botocore.exceptions import BotoCoreError, ClientError
-        except ImportError:
-            raise missing_sdk("aws", "boto3", f"the run state of backend {backend.uri}") from None
-        self.bucket = backend.bucket
-        # ClientError: the service answered no; BotoCoreError: no credentials, no connection, ….
-        self.errors = (ClientError, BotoCoreError)
-        # AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and credentials are read by boto3 itself.
-        self.client = boto3.client("s3", region_name=backend.region)
-
-    def _code(self, exc: Exception) -> str:
-        return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        root = {"s3": f"s3://{backend.bucket}", "gcs": f"gs://{backend.bucket}",
+                "azurerm": f"https://{backend.account}.blob.core.windows.net/{backend.bucket}"}[backend.kind]
+        self.storage = for_uri(root)
 
     def get(self, key: str) -> tuple[bytes, str] | None:
-        """The object and its ETag, or None when there is none."""
-        try:
-            obj = self.client.get_object(Bucket=self.bucket, Key=key)
-        except self.errors as exc:
-            if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
-                return None
-            raise SkyplanError(f"s3://{self.bucket}/{key}: {exc}") from None
-        return obj["Body"].read(), obj["ETag"]
+        """The object and its version, or None when there is none."""
+        return self.storage.read_versioned(key)
 
     def put(self, key: str, data: bytes, *, if_absent: bool = False, if_etag: str | None = None) -> str | None:
         """Write; with a condition, None when it did not hold (someone else wrote first)."""
-        extra: dict[str, Any] = {}
-        if if_absent:
-            extra["IfNoneMatch"] = "*"
-        if if_etag is not None:
-            extra["IfMatch"] = if_etag
-        try:
-            return self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)["ETag"]
-        except self.errors as exc:
-            if extra and self._code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
-                return None
-            raise SkyplanError(f"s3://{self.bucket}/{key}: {exc}") from None
+        return self.storage.write_versioned(key, data, if_absent=if_absent, if_version=if_etag)
 
     def delete(self, key: str, *, if_etag: str | None = None) -> None:
-        extra = {"IfMatch": if_etag} if if_etag else {}
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=key, **extra)
-        except self.errors as exc:
-            if self._code(exc) not in ("PreconditionFailed", "412", "NoSuchKey", "404"):
-                raise SkyplanError(f"s3://{self.bucket}/{key}: {exc}") from None
+        if if_etag is None:
+            self.storage.delete(key)
+        else:
+            self.storage.delete_versioned(key, if_etag)
 
 
 class RemoteRun:
@@ -124,7 +100,7 @@ class RemoteRun:
         self.directory = Path(directory)
         self.backend = backend
         self.what = what
-        self.store = _S3(backend)
+        self.store = _Store(backend)
         self.ttl = lock_ttl()
         self.owner = uuid.uuid4().hex
         self._etag: str | None = None
@@ -171,13 +147,14 @@ class RemoteRun:
         self._renewer.start()
 
     def _clear_terraform_locks(self) -> None:
-        """Remove the S3 lock files (`<key>.tflock`) a killed run's Terraform left: only skyplan runs
+        """Remove the lock files (S3 `<key>.tflock`, GCS `<prefix>/default.tflock`) a killed run's Terraform left: only skyplan runs
         Terraform on these stacks, and it holds the run lock, so nothing else can own them. Without
         this every stack of the killed run would refuse `terraform plan` until a manual force-unlock."""
-        from skyplan.models import ALL_TARGETS
+        from skyplan.targets import target_names
 
-        for stack in ALL_TARGETS:
-            key = f"{self.backend.stack_key(stack)}.tflock"
+        for stack in target_names():
+            key = (f"{self.backend.stack_key(stack)}/default.tflock" if self.backend.kind == "gcs"
+                   else f"{self.backend.stack_key(stack)}.tflock")
             if self.store.get(key) is not None:
                 self.store.delete(key)
                 sys.stderr.write(f"warning: removed the Terraform lock {key} the killed run left\n")
@@ -260,9 +237,9 @@ def start(directory: Path, what: str) -> RemoteRun | None:
     backend = plan_backend(directory)
     if backend is None:
         return None
-    if backend.kind != "s3":
+    if backend.kind == "azurerm":
         sys.stderr.write(f"warning: {backend.uri}: run state (events, lock, applied plan) stays in {directory}; "
-                         "only the s3 backend keeps it remotely so far\n")
+                         "only the s3 and gcs backends keep it remotely so far\n")
         return None
     remote = RemoteRun(directory, backend, what)
     remote.acquire()
