@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import base64
 import gzip
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -213,3 +216,60 @@ def test_ml_pipeline_compiles_with_federation_and_no_refusal(tmp_path: Path) -> 
     assert {"aws_iam_openid_connect_provider", "aws_iam_role"} <= resource_types(out / "azure")
     for cloud in placed:
         assert check_stack(out / cloud) == [], cloud
+
+
+class _Metadata(http.server.BaseHTTPRequestHandler):
+    """The two metadata endpoints the access script asks, on loopback: each answers only a request
+    with its cloud's header, and echoes what it was asked for into the token."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        if url.path.endswith("/service-accounts/default/identity") and self.headers.get("Metadata-Flavor") == "Google":
+            body = f"google-id-token:{query.get('audience')}:{query.get('format')}".encode()
+        elif url.path == "/metadata/identity/oauth2/token" and self.headers.get("Metadata") == "true":
+            body = json.dumps({"access_token": f"entra-token:{query.get('resource')}:{query.get('client_id')}"}).encode()
+        else:
+            self.send_response(400)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def metadata_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("gcp-metadata", "google-id-token:sts.amazonaws.com:full"),
+    ("azure-imds", "entra-token:https://management.azure.com/:client-1"),
+])
+def test_access_script_fetches_the_machine_token(tmp_path: Path, metadata_server: str, source: str,
+                                                 expected: str) -> None:
+    token = tmp_path / "run" / "token"
+    audience = "sts.amazonaws.com" if source == "gcp-metadata" else "https://management.azure.com/"
+    env_file = tmp_path / "access.env"
+    env_file.write_text(f"SKYPLAN_ACCESS_SOURCE={source}\nSKYPLAN_ACCESS_AUDIENCE={audience}\n"
+                        f"SKYPLAN_ACCESS_IDENTITY=client-1\nSKYPLAN_ACCESS_TOKEN_FILE={token}\n"
+                        f"AWS_WEB_IDENTITY_TOKEN_FILE={token}\n")
+    res = subprocess.run(["bash", str(REPO / "templates" / "access" / "refresh.sh"), "sh", "-c",
+                          'cat "$AWS_WEB_IDENTITY_TOKEN_FILE"'],
+                         env={**os.environ, "SKYPLAN_ACCESS_ENV": str(env_file),
+                              "SKYPLAN_ACCESS_GCE_METADATA": metadata_server,
+                              "SKYPLAN_ACCESS_AZURE_IMDS": metadata_server},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == expected
+    assert token.stat().st_mode & 0o077 == 0

@@ -18,24 +18,28 @@ set -a
 set +a
 
 fetch() { curl -fsS --retry 5 --retry-connrefused --max-time 20 "$@"; }
+# The metadata servers (overridable for tests only).
+gce_metadata="${SKYPLAN_ACCESS_GCE_METADATA:-http://metadata.google.internal}"
+azure_imds="${SKYPLAN_ACCESS_AZURE_IMDS:-http://169.254.169.254}"
 
 token=""
 case "$SKYPLAN_ACCESS_SOURCE" in
   gcp-metadata)  # Google-signed ID token of the VM's service account (sub = its unique id)
     token="$(fetch -H 'Metadata-Flavor: Google' --get --data-urlencode "audience=$SKYPLAN_ACCESS_AUDIENCE" \
       --data-urlencode format=full \
-      http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/identity)" ;;
+      "$gce_metadata/computeMetadata/v1/instance/service-accounts/default/identity")" ;;
   azure-imds)  # Entra ID token of the VM's user-assigned managed identity (sub = its principal id)
     token="$(fetch -H 'Metadata: true' --get --data-urlencode api-version=2018-02-01 \
       --data-urlencode "resource=$SKYPLAN_ACCESS_AUDIENCE" --data-urlencode "client_id=$SKYPLAN_ACCESS_IDENTITY" \
-      http://169.254.169.254/metadata/identity/oauth2/token \
+      "$azure_imds/metadata/identity/oauth2/token" \
       | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')" ;;
   aws-signed) ;;  # Google's STS checks a signed sts:GetCallerIdentity request: no token file
   *) echo "skyplan access: unknown SKYPLAN_ACCESS_SOURCE '$SKYPLAN_ACCESS_SOURCE'" >&2; exit 1 ;;
 esac
 
 umask 077
-mkdir -p /run/skyplan/access
+mkdir -p "$(dirname "${SKYPLAN_ACCESS_TOKEN_FILE:-/run/skyplan/access/token}")" \
+  "$(dirname "${GOOGLE_APPLICATION_CREDENTIALS:-/run/skyplan/access/x}")"
 if [ -n "$token" ]; then
   printf '%s' "$token" > "$SKYPLAN_ACCESS_TOKEN_FILE.new"
   mv -f "$SKYPLAN_ACCESS_TOKEN_FILE.new" "$SKYPLAN_ACCESS_TOKEN_FILE"
