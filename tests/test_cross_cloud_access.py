@@ -39,7 +39,7 @@ from skyplan.targets.access import ACCESS_SCRIPT, ACCESS_TOKEN, MECHANISMS, UNSU
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from schema_check import check_stack  # noqa: E402
-from tools import terraform_command  # noqa: E402
+from tools import require_tool, terraform_command  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLOUDS = ("aws", "gcp", "azure")
@@ -273,3 +273,10 @@ def test_access_script_fetches_the_machine_token(tmp_path: Path, metadata_server
     assert res.returncode == 0, res.stderr
     assert res.stdout == expected
     assert token.stat().st_mode & 0o077 == 0
+
+
+def test_access_script_is_shellcheck_clean() -> None:
+    exe = require_tool("shellcheck")
+    proc = subprocess.run([exe, "-s", "bash", str(REPO / "templates" / "access" / "refresh.sh")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout

@@ -13,7 +13,7 @@
 set -euo pipefail
 
 set -a
-# shellcheck disable=SC1091
+# shellcheck disable=SC1090,SC1091
 . "${SKYPLAN_ACCESS_ENV:-/etc/skyplan/access.env}"
 set +a
 
