@@ -102,9 +102,10 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
     """Why this plan, though valid to compile and review, cannot be applied as it stands.
 
     Compile reports them as warnings (a SkyPilot file must still compile); `skyplan apply`
-    refuses to create anything while any remains (exit 2). Instances reach storage only through
-    their own cloud's identity (IAM role, service account, managed identity) — skyplan never
-    writes a key — so a cloud task needs storage on its own cloud."""
+    refuses to create anything while any remains (exit 2). Instances reach storage through their
+    own cloud's identity (IAM role, service account, managed identity), on another cloud through
+    federation the stacks set up (skyplan.targets.access) — skyplan never writes a key — except
+    for the pairs of `access.UNSUPPORTED`."""
     from skyplan.targets import get_target, paid_target_names
     from skyplan.targets.cloud import chosen_option, container_image
 
@@ -129,13 +130,16 @@ def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
         elif storage_cloud not in paid:
             blockers.append(f"storage {spec.storage} is not reachable from cloud machines (use s3://, gs:// or Azure blob)")
         else:
-            foreign = sorted(tp.task for tp in cloud_tasks if tp.candidate.location.cloud != storage_cloud)
-            if foreign:
-                blockers.append(
-                    f"storage {spec.storage} is on {storage_cloud}, but task(s) {', '.join(foreign)} run elsewhere "
-                    "and would need cross-cloud credentials, which skyplan never writes; keep `allowed.clouds` "
-                    "to the storage's cloud"
-                )
+            from skyplan.targets.access import UNSUPPORTED
+
+            for (task_cloud, target_cloud), why in sorted(UNSUPPORTED.items()):
+                stuck = sorted(tp.task for tp in cloud_tasks
+                               if tp.candidate.location.cloud == task_cloud and storage_cloud == target_cloud)
+                if stuck:
+                    blockers.append(
+                        f"storage {spec.storage} is on {storage_cloud}, but task(s) {', '.join(stuck)} run on "
+                        f"{task_cloud}: {why}; put `storage:` on another cloud or keep these tasks off {task_cloud}"
+                    )
     for tp in placement.tasks:
         for remote, what in spec.task(tp.task).storage_mounts:
             blockers.append(f"task {tp.task} mounts a bucket at {remote} ({what}): skyplan records it but does not "

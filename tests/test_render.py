@@ -275,7 +275,10 @@ def test_contract_variables_and_task_gating(out: tuple[str, Path]) -> None:
             assert m, call["count"]
             gated.add(hcl_unquote(m.group(1)))
             assert call["storage"] == "${var.storage}"
-            assert re.fullmatch(r'\$\{file\("\$\{path\.module\}/\.\./cloud-init/[a-z][-a-z0-9]*\.yaml"\)\}',
+            # The cloud-init file, with its access.env filled in when storage is on another cloud.
+            assert re.fullmatch(r'\$\{file\("\$\{path\.module\}/\.\./cloud-init/[a-z][-a-z0-9]*\.yaml"\)\}'
+                                r'|\$\{replace\(file\("\$\{path\.module\}/\.\./cloud-init/[a-z][-a-z0-9]*\.yaml"\), '
+                                r'"SKYPLAN_ACCESS_ENV_TOKEN", jsonencode\(local\.access_env(\["[a-z0-9_]+"\])?\)\)\}',
                                 call["user_data"])
         assert gated == set(names_here)
         # The `tasks` output is keyed by the exact task names.

@@ -78,6 +78,7 @@ class AwsTarget(CloudTarget):
 
     def stack_values(self, ctx: StackContext) -> dict[str, Any]:
         from skyplan.hcl import cloud_name, hcl_string
+        from skyplan.targets.access import cross_cloud_access
 
         facts = [node_facts(ctx, st) for st in ctx.tasks]
         regions: dict[str, dict[str, Any]] = {}
@@ -120,5 +121,7 @@ class AwsTarget(CloudTarget):
             "first_alias": region_list[0]["alias"],
             "tasks": tasks,
             "s3": s3,
+            # The machines' role: S3's grantee, or the identity another cloud's storage trusts.
+            "identity": bool(s3 or cross_cloud_access(self.name, storage)),
             "s3_prefix": s3.prefix if s3 else "",
         }

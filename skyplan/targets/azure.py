@@ -56,6 +56,7 @@ class AzureTarget(CloudTarget):
 
     def stack_values(self, ctx: StackContext) -> dict[str, Any]:
         from skyplan.hcl import cloud_name, hcl_string
+        from skyplan.targets.access import blob_condition, cross_cloud_access
 
         facts = [node_facts(ctx, st) for st in ctx.tasks]
         plan_slug = cloud_name(ctx.plan_name)
@@ -101,5 +102,8 @@ class AzureTarget(CloudTarget):
             "region_pairs": aligned([(hcl_string(r["name"]), r["tasks"]) for r in region_list], 4),
             "tasks": tasks,
             "blob": blob,
+            "blob_condition": blob_condition(blob) if blob else None,
+            # Each region's user-assigned identity: Azure Blob's grantee, or the one another cloud trusts.
+            "identity": bool(blob or cross_cloud_access(self.name, storage)),
             "blob_scope_suffix": f"/blobServices/default/containers/{blob.bucket}" if blob else "",
         }

@@ -246,9 +246,23 @@ class CloudTarget(Target):
 
     def render_stack(self, ctx: StackContext) -> dict[str, str]:
         """Render `templates/<cloud>/` with the values of `stack_values` and the provider pins."""
+        from skyplan.targets import get_target
+        from skyplan.targets.access import GRANTS, cross_cloud_access, render_access, user_data_expression
+
         values = self.stack_values(ctx)
+        access = cross_cloud_access(self.name, parse_storage(ctx.storage))
+        for t in values["tasks"]:
+            t["user_data"] = user_data_expression(access, t["slug"], t.get("rident"))
+        values["access_grants"] = list(GRANTS[(access.task_cloud, access.storage.cloud)]) if access else []
         pins = [p for p in self.providers if p.local_name in values.get("provider_names", [p.local_name])]
-        return render_templates(self.name, pins=pins, **values)
+        if access:
+            # The storage cloud's main provider: the trust and the grant are made there.
+            pins.append(get_target(access.storage.cloud).providers[0])
+            pins.sort(key=lambda p: p.local_name)
+        files = render_templates(self.name, pins=pins, **values)
+        if access:
+            files["storage_access.tf"] = render_access(access, values)
+        return files
 
     @abc.abstractmethod
     def stack_values(self, ctx: StackContext) -> dict[str, Any]:
@@ -270,6 +284,7 @@ class CloudTarget(Target):
         """
         from skyplan.endstep import END_MACHINE
         from skyplan.executor import check_user_data, cloud_init
+        from skyplan.targets.access import ACCESS_TOKEN, cross_cloud_access, with_access
 
         text = cloud_init(script, task_name=task.name, plan_name=plan_name, storage=STORAGE_TOKEN,
                           ceiling_s=ceiling_s, end_machine=END_MACHINE.get(self.name))
@@ -279,8 +294,15 @@ class CloudTarget(Target):
         if task.num_nodes > 1:
             rank = f"- path: {_RANK_FILE}\n  permissions: '0644'\n  content: {RANK_TOKEN}\n"
             text = text.replace(anchor, anchor + rank)
+        if cross_cloud_access(self.name, parse_storage(storage)):
+            try:
+                text = with_access(text)
+            except ValueError as exc:
+                raise RenderError(f"task {task.name!r}: {exc}") from None
         # What the VM will really receive: the real storage URI, JSON-quoted, and the largest rank.
-        worst = text.replace(STORAGE_TOKEN, json.dumps(storage)).replace(RANK_TOKEN, f"'{task.num_nodes - 1}'")
+        # access.env: about 700 characters with the longest ARNs and audiences.
+        worst = (text.replace(STORAGE_TOKEN, json.dumps(storage)).replace(RANK_TOKEN, f"'{task.num_nodes - 1}'")
+                 .replace(ACCESS_TOKEN, json.dumps("X" * 700)))
         doc = yaml.load(worst, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         paths = [f.get("path") for f in doc.get("write_files", [])] if isinstance(doc, dict) else []
         if paths.count(_STORAGE_FILE) != 1 or paths.count(_RANK_FILE) != (task.num_nodes > 1):

@@ -94,6 +94,7 @@ class GcpTarget(CloudTarget):
 
     def stack_values(self, ctx: StackContext) -> dict[str, Any]:
         from skyplan.hcl import cloud_name
+        from skyplan.targets.access import cross_cloud_access, gcs_condition
 
         facts = [node_facts(ctx, st) for st in ctx.tasks]
         plan_slug = cloud_name(ctx.plan_name)
@@ -154,6 +155,9 @@ class GcpTarget(CloudTarget):
             "tasks": tasks,
             "all_tasks": hcl_list(sorted(f.name for f in facts)),
             "gcs": gcs,
+            "gcs_condition": gcs_condition(gcs) if gcs else "",
+            # The VMs' service account: Cloud Storage's grantee, or the identity another cloud trusts.
+            "identity": bool(gcs or cross_cloud_access(self.name, storage)),
             # Service account ids: 6-30 characters, [a-z]([-a-z0-9]*[a-z0-9]).
             "sa_id": f"skyplan-{digest}",
             "net_name": f"skyplan-{digest}",
