@@ -252,6 +252,15 @@ def start(directory: Path, what: str) -> RemoteRun | None:
     return remote
 
 
+def refresh_local(directory: Path) -> list[str]:
+    """Bring the remote run files into DIR without taking the lock (for `skyplan status` on a
+    checkout that did not run the apply, or while a run elsewhere is still going). Returns them."""
+    backend = plan_backend(directory)
+    if backend is None or backend.kind == "azurerm":
+        return []
+    return RemoteRun(directory, backend, "status").pull()
+
+
 def finish(remote: RemoteRun | None) -> None:
     """Upload the run files a last time and release the remote lock."""
     if remote is None:

@@ -221,6 +221,11 @@ def test_destroy_from_a_third_checkout_leaves_nothing(tmp_path: Path, moto_s3: M
     assert co.remote_resources()
 
     third = co.fresh("anywhere")
+    # `status` on a checkout that never ran the apply reads the killed run's remote event log.
+    shown = co.skyplan("status", str(third), "--json")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    states = {row["task"]: row["state"] for row in json.loads(shown.stdout)}
+    assert states["first"] == "succeeded" and states["second"] == "running", states
     deadline = time.monotonic() + 120
     while True:
         res = co.skyplan("destroy", str(third))

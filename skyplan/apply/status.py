@@ -19,8 +19,15 @@ def status(directory: str | Path) -> list[TaskStatus]:
     """Each task's state, zone, attempt and cost so far, from the plan and `events.jsonl`."""
     from skyplan.runfiles import load_plan
 
+    from skyplan import remoterun
+
     directory = Path(directory)
     doc = load_plan(directory, warn=_warn)
+    try:
+        remoterun.refresh_local(directory)  # a plan with remote run state: its newest event log
+    except OSError as exc:
+        _warn(f"could not bring the remote run state into {directory} ({exc.strerror or exc}); "
+              "showing what DIR holds")
     rows: dict[str, TaskStatus] = {
         # Azure plans have no zone: show the region (never "azure:None").
         t["name"]: TaskStatus(t["name"], "pending", t["cloud"], t.get("zone") or t.get("region"), 0, 0.0)
