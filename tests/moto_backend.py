@@ -8,16 +8,12 @@ goes through TF_CLI_ARGS_init, Terraform's own way to add `-backend-config` to e
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import storage_servers as servers
 
 from tests.tools import require
 
@@ -60,41 +56,16 @@ class MotoS3:
         return self.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture()
 def moto_s3(tmp_path: Path) -> Iterator[MotoS3]:
-    """A fresh moto server (`moto[server]`) with one empty bucket, stopped after the test."""
+    """A fresh moto server (tests/storage_servers.py) with one empty bucket, stopped after the test."""
+    reason = servers.moto_missing()
+    if reason:
+        require(reason)
+    server = servers.start_moto(tmp_path)
     try:
-        import moto.server  # noqa: F401
-    except ImportError as exc:
-        require(f"moto's server mode is not installed (pip install 'moto[server]'): {exc}")
-    port = _free_port()
-    log = (tmp_path / "moto.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-    server = MotoS3(endpoint=f"http://127.0.0.1:{port}", bucket="skyplan-state")
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                server.client().create_bucket(Bucket=server.bucket,
-                                              CreateBucketConfiguration={"LocationConstraint": REGION})
-                break
-            except Exception as exc:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}") from exc
-                time.sleep(0.2)
-        yield server
+        moto = MotoS3(endpoint=server.env["AWS_ENDPOINT_URL"], bucket="skyplan-state")
+        moto.client().create_bucket(Bucket=moto.bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        yield moto
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server.stop()
