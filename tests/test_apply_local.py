@@ -15,6 +15,7 @@ from tools import terraform_command
 
 from skyplan import apply as apply_mod
 from skyplan.errors import ApplyError, SkyplanError
+from skyplan.results import remove_object
 from skyplan.runstate import read_events
 from skyplan.terraform import find_terraform
 
@@ -403,7 +404,7 @@ def test_task_status_is_read_from_file_and_s3_storage(tmp_path, monkeypatch):
         assert read_status("s3://runs/plan", "train") is None
         s3.put_object(Bucket="runs", Key="plan/train/status.json", Body=b'{"exit_code": 3}')
         assert read_status("s3://runs/plan", "train") == {"exit_code": 3}
-        apply_mod._delete_s3("s3://runs/plan/train/status.json")
+        remove_object("s3://runs/plan/train/status.json")
         assert read_status("s3://runs/plan", "train") is None
 
 

@@ -40,12 +40,11 @@ from .model import (
     _target,
 )
 from .run import _Run
-from .stacks import _delete_s3
 from .status import _warn, status
 from .watch import _watchdog_seconds
 
 __all__ = ["EXIT_INTERRUPTED", "ApplyOutcome", "Interrupted", "TaskStatus", "apply", "destroy", "destroy_cli",
-           "run_cli", "status", "status_cli", "_Run", "_address_task", "_delete_s3", "_exclusions",
+           "run_cli", "status", "status_cli", "_Run", "_address_task", "_exclusions",
            "_target", "_warn", "_watchdog_seconds"]
 
 

@@ -11,8 +11,7 @@ from typing import Any
 
 from skyplan import results
 from skyplan.errors import ApplyError, SkyplanError
-from skyplan.runstate import file_uri_path
-from skyplan.storage import for_uri
+from skyplan.storage import resolve_relative
 from skyplan.terraform import RunResult
 
 from .model import EXIT_INTERRUPTED, _Broken, _slug, _target
@@ -25,11 +24,8 @@ class _Stack:
         self.name = name
         self.dir = directory / name
         self.target = _target(name)
-        storage = self.target.storage_uri(storage_base, plan_name)
-        if storage.startswith("file://") and not storage.startswith("file:///"):
-            # Relative file:// storage lives in the run directory, wherever apply runs from.
-            storage = "file://" + str((directory / file_uri_path(storage)).resolve())
-        self.storage = storage
+        # Relative file:// storage lives in the run directory, wherever apply runs from.
+        self.storage = resolve_relative(self.target.storage_uri(storage_base, plan_name), directory)
         self.plan_name = plan_name
         self.active: set[str] = set()
         self.extra_vars: dict[str, Any] = {}
@@ -104,8 +100,7 @@ class StacksMixin:
         from skyplan.staging import stage_task
 
         try:  # the same for every scheme (skyplan/storage)
-            for_uri(stack.storage).delete(f"{_slug(task)}/status.json")
-            results.write_result_id(stack.storage, _slug(task), self._result_ids().get(task))
+            results.prepare_task_storage(stack.storage, _slug(task), self._result_ids().get(task))
         except SkyplanError as exc:
             raise _Broken(f"task {task}: {exc.message}") from None
         spec_task = self._spec_task(task)
@@ -159,9 +154,3 @@ class StacksMixin:
             stopped = stack.target.reap(self.dir)
             if stopped:
                 self.log.emit("reaped", stack=stack.name, process_groups=stopped)
-
-
-def _delete_s3(uri: str) -> None:
-    """Delete the one object `uri` (any scheme skyplan/storage serves; kept under its old name)."""
-    base, _, key = uri.rstrip("/").rpartition("/")
-    for_uri(base).delete(key)

@@ -17,9 +17,8 @@ def _warn(message: str) -> None:
 
 def status(directory: str | Path) -> list[TaskStatus]:
     """Each task's state, zone, attempt and cost so far, from the plan and `events.jsonl`."""
-    from skyplan.runfiles import load_plan
-
     from skyplan import remoterun
+    from skyplan.runfiles import load_plan
 
     directory = Path(directory)
     doc = load_plan(directory, warn=_warn)
