@@ -140,6 +140,8 @@ class Task:
     # SkyPilot storage mounts skyplan cannot copy (MOUNT / MOUNT_CACHED modes, buckets by name):
     # (remote path, description); recorded in plan.json, apply refuses until buckets are mounted.
     storage_mounts: tuple[tuple[str, str], ...] = ()
+    # Sources (IPv4 CIDRs) the task's `ports` are opened to; empty: the spec's `ingress_from`.
+    ingress_from: tuple[str, ...] = ()
     pos: SourcePos | None = None
 
     def hours_for(self, accelerator: str | None) -> float:
@@ -200,6 +202,7 @@ class Spec:
     exclude_zones: tuple[str, ...] = ()
     storage: str | None = None
     storage_region: str | None = None  # the storage bucket's region, when the spec gives it
+    ingress_from: tuple[str, ...] = ()  # sources (IPv4 CIDRs) every task's `ports` are opened to
     quotas: tuple[Quota, ...] = ()
     pools: tuple[Pool, ...] = ()
     source_file: str = "<spec>"

@@ -98,6 +98,34 @@ def _targets_extras(spec: Spec) -> tuple[list[Offering], tuple[Quota, ...], dict
     return offerings, tuple(capacity), enabled
 
 
+def check_open_ports(spec: Spec, placement: Placement) -> None:
+    """Refuse a cloud task's `ports` without a source to open them to (`ingress_from`).
+
+    A port open to 0.0.0.0/0 is found by scanners within minutes; the user names who may reach it
+    (a CI runner, an office, a VPN). Local and ssh tasks open nothing, so their ports pass.
+
+    Raises:
+        SpecError: at the task's `ports`, saying what to write."""
+    from skyplan.errors import SpecError
+    from skyplan.models import SourcePos
+    from skyplan.targets import paid_target_names
+
+    paid = paid_target_names()
+    for tp in placement.tasks:
+        task = spec.task(tp.task)
+        cloud = tp.candidate.location.cloud
+        ports = sorted({p for opt in task.options for p in opt.ports})
+        if cloud not in paid or not ports or task.ingress_from or spec.ingress_from:
+            continue
+        pos = (spec.where(f"tasks[{task.name}].resources") or task.pos
+               or SourcePos(spec.source_file, 0, f"tasks[{task.name}]"))
+        shown = ", ".join(str(p) for p in ports[:5]) + (", …" if len(ports) > 5 else "")
+        raise SpecError(pos, f"task {task.name} is placed on {cloud} and asks for ports {shown}, but names no "
+                             "source to open them to: add `ingress_from: [CIDR, …]` (e.g. your CI runner's or "
+                             "office's range, 203.0.113.0/24) to the task or the spec; skyplan never opens a "
+                             "port to 0.0.0.0/0 unasked")
+
+
 def apply_blockers(spec: Spec, placement: Placement) -> tuple[str, ...]:
     """Why this plan, though valid to compile and review, cannot be applied as it stands.
 
@@ -279,6 +307,7 @@ def solve_spec(
         explain=explain,
     )
     step("optimize", t0)
+    check_open_ports(spec, placement)
 
     bw = catalog.bandwidth
     storage = storage_bucket(spec)

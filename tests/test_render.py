@@ -69,7 +69,11 @@ def task(name: str, *, gpu: tuple[str, int] | None = None, depends_on: tuple[str
         use_spot=spot,
     )
     return Task(name, (option,), num_nodes=num_nodes, setup="pip install -r requirements.txt", run=run,
-                envs=(("EPOCHS", "10"),), depends_on=depends_on)
+                envs=(("EPOCHS", "10"),), depends_on=depends_on,
+                ingress_from=INGRESS if ports else ())
+
+
+INGRESS = ("198.51.100.7/32", "203.0.113.0/24")  # documentation ranges (RFC 5737)
 
 
 def placed(name: str, cloud: str, region: str, zone: str | None, instance_type: str, *,
@@ -391,7 +395,16 @@ def test_no_ingress_unless_ports_asked(out: tuple[str, Path]) -> None:
             cloud = placement.task(t.name).candidate.offering.cloud
             text = (directory / cloud / "main.tf").read_text()
             for port in t.options[0].ports:
-                assert f'"{port}"' in text
+                assert f'"{port}"' in text or f'"{port} {INGRESS[0]}"' in text
+    # Opened only to the sources the task names, never to everyone.
+    for stack in stacks(directory):
+        for rtype, rname, body in blocks(parse_dir(stack), "resource"):
+            if not rname.endswith("_ports") or rtype == "aws_security_group":
+                continue
+            text = json.dumps(body)
+            assert "0.0.0.0/0" not in text, (rtype, text)
+            assert not [k for k, v in body.items() if k.startswith("source") and k != "source_port_range" and "*" in json.dumps(v)], (rtype, text)
+            assert all(cidr in text for cidr in INGRESS), (rtype, text)
 
 
 def test_spot_exactly_when_spot(out: tuple[str, Path]) -> None:

@@ -84,7 +84,7 @@ from skyplan.spec._values import parse_duration_hours
 __all__ = ["load_spec", "load_quotas", "load_pools", "parse_duration_hours"]
 
 _SPEC_KEYS = ("name", "objective", "deadline", "budget", "allowed", "exclude_zones", "storage",
-              "quotas", "pools")
+              "quotas", "pools", "ingress_from")
 _TASK_KEY_HINT = "it is a task key; move it under a task in `tasks:`"
 _T = TypeVar("_T")
 
@@ -249,6 +249,8 @@ def _spec_settings(fields: dict[str, Node]) -> dict:
         settings["quotas"] = _included(given["quotas"], "quotas", parse_quotas)
     if "pools" in given:
         settings["pools"] = _included(given["pools"], "pools", parse_pools)
+    if "ingress_from" in given:
+        settings["ingress_from"] = _values.ingress_cidrs(given["ingress_from"])
     return settings
 
 

@@ -14,7 +14,7 @@ from skyplan.spec._resources import cloud_name, parse_resources
 
 TASK_KEYS = (
     "name", "depends_on", "resources", "num_nodes", "setup", "run", "envs", "secrets", "inputs",
-    "outputs", "outputs_gb", "hours", "workdir", "file_mounts", "allowed", "config",
+    "outputs", "outputs_gb", "hours", "workdir", "file_mounts", "allowed", "config", "ingress_from",
 )
 REFUSED = {
     **{key: f"{reason}; it belongs under `resources` in SkyPilot too"
@@ -81,6 +81,7 @@ def parse_task(node: Node, fields: dict[str, Node], *, name: str, spec_allowed: 
         workdir_git=_workdir_git(fields["workdir"]) if _given(fields, "workdir") and fields["workdir"].is_mapping else None,
         file_mounts=mounts,
         storage_mounts=storage_mounts,
+        ingress_from=_values.ingress_cidrs(fields["ingress_from"]) if _given(fields, "ingress_from") else (),
         # Named the same way in every file shape, so later stages can point at the task.
         pos=node.pos(f"tasks[{name}]"),
     )

@@ -133,6 +133,27 @@ def ports(node: Node) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
+def ingress_cidrs(node: Node) -> tuple[str, ...]:
+    """`ingress_from`: an IPv4 CIDR or a list of them (`203.0.113.0/24`, a host as `/32`), the
+    sources a task's `ports` are opened to; normalised and sorted."""
+    import ipaddress
+
+    what = "an IPv4 CIDR like 203.0.113.0/24 (a single host: 198.51.100.7/32)"
+    found: set[ipaddress.IPv4Network] = set()
+    for item in [node] if node.is_scalar else node.items("a CIDR or a list of CIDRs"):
+        text = item.string(what).strip()
+        try:
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError as exc:
+            item.fail(f"`{text}` is not {what}: {exc}")
+        if net.version != 4:
+            item.fail(f"`{text}`: only IPv4 sources are opened so far (the stacks' rules are IPv4)")
+        found.add(net)
+    if not found:
+        node.expected("at least one CIDR")
+    return tuple(str(net) for net in sorted(found))
+
+
 def accelerator(node: Node, text: str, count: float | None = None) -> AcceleratorDemand:
     """`A100:8`, `A100` (count 1) or a name with a separate `count`, canonicalised to the catalog.
 

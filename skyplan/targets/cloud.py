@@ -146,6 +146,7 @@ class NodeFacts:
     num_nodes: int
     disk_gb: int
     ports: tuple[int, ...]
+    ingress_from: tuple[str, ...]  # the sources `ports` are open to (compile refuses ports without one)
     image_id: str | None
     ceiling_s: int  # cloud-side lifetime of its VMs (skyplan/ceiling.py)
     disk: Disk | None = None  # from `disk_tier`; None: the node module's default disk
@@ -161,6 +162,9 @@ def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
     off = cand.offering
     task = ctx.spec.task(st.placement.task)
     opt = chosen_option(task, off)
+    if opt.ports and not (task.ingress_from or ctx.spec.ingress_from):
+        # compile refuses this first (pipeline.check_open_ports); a stack never opens ports to all
+        raise RenderError(f"task {task.name}: ports {list(opt.ports)} without `ingress_from`")
     return NodeFacts(
         name=task.name,
         module=hcl_identifier(task.name),
@@ -174,6 +178,7 @@ def node_facts(ctx: StackContext, st: StackTask) -> NodeFacts:
         num_nodes=cand.num_nodes,
         disk_gb=opt.disk_gb,
         ports=tuple(sorted(set(opt.ports))),
+        ingress_from=task.ingress_from or ctx.spec.ingress_from,
         # `docker:<image>` is a container to run the task in, not a machine image: the machine
         # gets the target's default image (apply refuses such a plan until containers run).
         image_id=None if container_image(opt) else opt.image_id,
