@@ -276,8 +276,15 @@ def _check(spec, check_dir, out_dir, options, force, as_json) -> int:
               help="Run TASKS (and everything downstream of them) again, or every task when none is named, "
                    "even where a result with the same identity is in storage.")
 @click.option("--force", is_flag=True, help="When SPEC is compiled: replace files in DIR that skyplan did not write.")
+@click.option("--env", "envs", multiple=True, metavar="NAME[=VALUE]",
+              help="A value for an env the spec writes without one (SkyPilot's `NAME:`); NAME alone takes it "
+                   "from this environment. Repeatable.")
+@click.option("--secret", "secrets", multiple=True, metavar="NAME[=VALUE]",
+              help="A secret's value; NAME alone takes it from this environment (preferred: a value on the "
+                   "command line is visible to other users in `ps`). Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one event per line).")
-def apply_cmd(target, tasks, out_dir, catalog_dir, auto_approve, max_attempts, rerun, force, as_json) -> None:
+def apply_cmd(target, tasks, out_dir, catalog_dir, auto_approve, max_attempts, rerun, force, envs, secrets,
+              as_json) -> None:
     """Compile SPEC (or take a compiled DIR), run it through Terraform in DAG order, fail over, tear down.
 
     A task whose result in storage has the identity it would get now (same definition, inputs,
@@ -311,9 +318,17 @@ def apply_cmd(target, tasks, out_dir, catalog_dir, auto_approve, max_attempts, r
             as_json=as_json,
             interactive=sys.stdin.isatty() and not as_json,
             rerun=(list(tasks) or True) if rerun else (),
+            launch=[(flag, *_name_value(item)) for flag, items in (("env", envs), ("secret", secrets))
+                    for item in items],
         )
 
     _guard(as_json, run)
+
+
+def _name_value(item: str) -> tuple[str, str | None]:
+    """`NAME=VALUE` → (NAME, VALUE); `NAME` → (NAME, None): taken from the environment."""
+    name, sep, value = item.partition("=")
+    return name, value if sep else None
 
 
 @main.command("status")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 from skyplan.errors import SkyplanError
@@ -78,8 +78,42 @@ def missing_at_launch(doc: Mapping[str, Any], environ: Mapping[str, str], *, ski
         missing = [n for n in task.get("required_at_launch", ()) if n not in environ]
         if task["name"] not in skipped and missing:
             found.append(f"task {task['name']} needs {', '.join(missing)} at launch (a secret or an env written "
-                         f"without a value): export {'them' if len(missing) > 1 else 'it'} where skyplan apply runs")
+                         f"without a value): export {'them' if len(missing) > 1 else 'it'} where skyplan apply runs, "
+                         "or give --secret NAME[=VALUE] / --env NAME[=VALUE]")
     return found
+
+
+def take_launch_values(doc: Mapping[str, Any], given: Iterable[tuple[str, str, str | None]],
+                       environ: MutableMapping[str, str]) -> list[str]:
+    """Apply `skyplan apply --env K[=V] --secret K[=V]` (SkyPilot's flags) to `environ`, the
+    environment apply runs in and reads launch values from; return the names given.
+
+    `given` holds (flag, name, value or None). A name must be one the plan takes at launch (a
+    secret, or an env written without a value): a valued env is part of the reviewed plan and
+    changes only in the spec. `K` alone takes K from the environment, which must hold it.
+
+    Raises:
+        SkyplanError: a malformed or unknown name, or `K` alone while K is not set."""
+    import re
+
+    takes = {n for task in doc["tasks"] for n in task.get("required_at_launch", ())}
+    names = []
+    for flag, name, value in given:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise SkyplanError(f"--{flag} {name}: expected NAME or NAME=VALUE (NAME a shell variable name)")
+        if name not in takes:
+            known = f" (it takes {', '.join(sorted(takes))})" if takes else ""
+            raise SkyplanError(
+                f"--{flag} {name}: no task of this plan takes {name} at launch{known}. Only `secrets` and "
+                f"envs written without a value (`{name}:`) are given at launch; a valued env is part of the "
+                "reviewed plan: change it in the spec")
+        if value is None and name not in environ:
+            raise SkyplanError(f"--{flag} {name}: {name} is not set in this environment; give --{flag} "
+                               f"{name}=VALUE or export it")
+        if value is not None:
+            environ[name] = value
+        names.append(name)
+    return names
 
 
 def check(doc: Mapping[str, Any], *, skip: Iterable[str] = (), extra: Iterable[str] = ()) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -333,3 +335,63 @@ def test_out_of_scope_keys_are_refused_by_name_saying_what_skyplan_does(tmp_path
     message = str(err.value)
     assert "\n" not in message
     assert re.search(pattern, message), message
+
+
+LAUNCH_FLAGS = """\
+name: launch
+resources: {infra: local, cpus: 1+}
+envs:
+  MODEL:
+  EPOCHS: 3
+secrets:
+  WANDB_API_KEY:
+run: |
+  printf '%s|%s|%s' "$MODEL" "$EPOCHS" "$WANDB_API_KEY" | sha256sum | cut -d' ' -f1 > "$SKYPLAN_OUTPUT_DIR/h.txt"
+"""
+
+
+def _skyplan_cli(*args: str, env: dict) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "skyplan", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_apply_takes_envs_and_secrets_like_sky_launch(tmp_path, local_zones):
+    """`skyplan apply task.yaml --env K=V --secret K` as `sky launch` takes them: a value on the flag,
+    or the name alone for a value from the environment; neither value lands in DIR."""
+    import os
+
+    spec = tmp_path / "launch.yaml"
+    spec.write_text(LAUNCH_FLAGS)
+    out = tmp_path / "plan"
+    env = {k: v for k, v in os.environ.items() if k not in ("MODEL", "WANDB_API_KEY")}
+    env["WANDB_API_KEY"] = "wandb-s3cret-from-env"
+    res = _skyplan_cli("apply", str(spec), "-o", str(out), "--auto-approve", "--env", "MODEL=llama-3-8b",
+                       "--secret", "WANDB_API_KEY", env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    got = (out / ".skyplan-storage" / "launch" / "launch" / "outputs" / "h.txt").read_text().strip()
+    assert got == hashlib.sha256(b"llama-3-8b|3|wandb-s3cret-from-env").hexdigest()
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"wandb-s3cret" not in data and b"llama-3-8b" not in data, path
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--env", "EPOCHS=5"], "--env EPOCHS: no task of this plan takes EPOCHS at launch (it takes MODEL, "
+                            "WANDB_API_KEY)"),
+    (["--env", "MODEL=x", "--secret", "WANDB_API_KEY"], "--secret WANDB_API_KEY: WANDB_API_KEY is not set"),
+    (["--env", "1BAD=x"], "--env 1BAD: expected NAME or NAME=VALUE"),
+    ([], "task launch needs MODEL, WANDB_API_KEY at launch"),
+])
+def test_launch_flags_are_refused_before_anything_is_created(tmp_path, local_zones, flags, message):
+    import os
+
+    spec = tmp_path / "launch.yaml"
+    spec.write_text(LAUNCH_FLAGS)
+    out = tmp_path / "plan"
+    env = {k: v for k, v in os.environ.items() if k not in ("MODEL", "WANDB_API_KEY")}
+    res = _skyplan_cli("apply", str(spec), "-o", str(out), "--auto-approve", *flags, env=env)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert message in res.stderr, res.stderr
+    assert not (out / "local" / "terraform.tfstate").exists()

@@ -19,6 +19,7 @@ result id it would get now is reused, not run again (`results.py`).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -62,6 +63,7 @@ def apply(
     confirm: Callable[[dict], bool] | None = None,
     runner: Runner | None = None,
     rerun: bool | Iterable[str] = (),
+    launch: Iterable[tuple[str, str, str | None]] = (),
 ) -> ApplyOutcome:
     """Run a compiled DIR (or compile SPEC into `out_dir` first) to completion.
 
@@ -78,6 +80,9 @@ def apply(
         rerun: True re-runs every task; task names re-run those and their downstream tasks. By
             default a task whose result in storage has its current result id is reused
             (`skyplan.results`).
+        launch: `--env`/`--secret` values as (flag, name, value or None), set into this process's
+            environment, where secrets and value-less envs are read from at launch
+            (`preflight.take_launch_values`).
     Returns:
         The outcome of a successful run.
     Raises:
@@ -105,6 +110,7 @@ def apply(
                            f"(tasks: {', '.join(sorted(names))})")
     from skyplan import preflight
 
+    preflight.take_launch_values(doc, launch, os.environ)
     preflight.check(doc)  # refuse before asking: a prompt for a plan that cannot run misleads
     from skyplan.targets import paid_target_names
 
@@ -178,7 +184,8 @@ def destroy(directory: str | Path, *, on_event: Callable[[dict], None] | None = 
 
 
 def run_cli(source: Path, directory: Path, *, catalog_dir: str | Path | None, auto_approve: bool,
-            max_attempts: int, as_json: bool, interactive: bool, rerun: bool | Iterable[str] = ()) -> int:
+            max_attempts: int, as_json: bool, interactive: bool, rerun: bool | Iterable[str] = (),
+            launch: Iterable[tuple[str, str, str | None]] = ()) -> int:
     """`skyplan apply`: progress on the terminal (or JSON lines), then a summary; returns the exit code."""
     from skyplan.cli_view import _ApplyView
 
@@ -194,7 +201,8 @@ def run_cli(source: Path, directory: Path, *, catalog_dir: str | Path | None, au
 
     try:
         outcome = apply(source, out_dir=directory, catalog_dir=catalog_dir, auto_approve=auto_approve,
-                        max_attempts=max_attempts, on_event=view.on_event, confirm=confirm, rerun=rerun)
+                        max_attempts=max_attempts, on_event=view.on_event, confirm=confirm, rerun=rerun,
+                        launch=launch)
     except SkyplanError as exc:
         if view.failed_shown and isinstance(exc, ApplyError):
             # The view already showed the failed task's log (task_failed): say it once.
