@@ -29,8 +29,6 @@ from tests import storage_servers as servers  # noqa: E402
 
 STARTS = {"s3": servers.start_moto, "gcs": servers.start_gcs, "azure": servers.start_azurite}
 MISSING = {"s3": servers.moto_missing, "gcs": servers.gcs_missing, "azure": servers.azurite_missing}
-BASES = {"s3": "s3://{b}/bench", "gcs": "gs://{b}/bench",
-         "azure": "https://devstoreaccount1.blob.core.windows.net/{b}/bench"}
 FLAGS = ["--config", "/dev/null", "--checksum", "--retries", "5", "--low-level-retries", "10",
          "--stats", "0", "--log-level", "ERROR"]
 
@@ -47,10 +45,10 @@ def rclone_env(base: str, env: dict[str, str]) -> tuple[dict[str, str], str]:
 
 
 def measure(kind: str, size_mb: int, workdir: Path) -> dict[str, object]:
+    (workdir / kind).mkdir(parents=True, exist_ok=True)
     server = STARTS[kind](workdir / kind)
     try:
-        bucket = servers.new_bucket(server)
-        settings, path = rclone_env(BASES[kind].format(b=bucket), server.env)
+        settings, path = rclone_env(servers.new_bucket(server), server.env)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RCLONE_", "AWS_CA_BUNDLE"))}
         env.update(server.env, **settings)
         src, back = workdir / "obj.bin", workdir / f"back-{kind}.bin"
@@ -59,7 +57,10 @@ def measure(kind: str, size_mb: int, workdir: Path) -> dict[str, object]:
         rates = {}
         for direction, (a, b) in {"up": (str(src), path), "down": (path, str(back))}.items():
             start = time.perf_counter()
-            subprocess.run(["rclone", *FLAGS, "copyto", a, b], env=env, check=True)
+            done = subprocess.run(["rclone", *FLAGS, "copyto", a, b], env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["?"])[-1]
+                return {"store": kind, "size_MB": size_mb, "error": f"{direction}: {last}"}
             rates[f"{direction}_MBps"] = round(size_mb / (time.perf_counter() - start), 1)
         assert back.read_bytes() == src.read_bytes(), f"{kind}: the object came back different"
         return {"store": kind, "size_MB": size_mb, **rates}
@@ -84,9 +85,13 @@ def main() -> int:
                 continue
             rows.append(measure(kind, args.mb, Path(tmp)))
     for row in rows:
-        print(json.dumps(row) if args.json else
-              f"{row['store']:6} {row['size_MB']:>5} MB  up {row['up_MBps']:>7} MB/s  down {row['down_MBps']:>7} MB/s")
-    return 0
+        if args.json:
+            print(json.dumps(row))
+        elif "error" in row:
+            print(f"{row['store']:6} {row['size_MB']:>5} MB  failed: {row['error']}")
+        else:
+            print(f"{row['store']:6} {row['size_MB']:>5} MB  up {row['up_MBps']:>7} MB/s  down {row['down_MBps']:>7} MB/s")
+    return 1 if any("error" in row for row in rows) else 0
 
 
 if __name__ == "__main__":
