@@ -206,7 +206,8 @@ def test_typical_task_fits_aws_with_room():
         storage="s3://bucket/skyplan/demo",
     )
     check_user_data("aws", text, task_name="full")
-    assert len(text) < USER_DATA_LIMITS["aws"] // 2
+    # rclone's remotes and checks cost ~1 KB; a typical task still leaves user text 40% of the limit.
+    assert len(text) < USER_DATA_LIMITS["aws"] * 3 // 5
 
 
 # --- real local runs -------------------------------------------------------------------------
