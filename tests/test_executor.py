@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -132,7 +131,9 @@ def test_cloud_init_decodes_to_exact_script_and_runs_it():
     assert files[EXECUTOR_PATH]["permissions"] == "0755"
     assert files["/etc/skyplan/storage"]["content"] == "s3://b/p"
     assert files["/etc/skyplan/node-rank"]["content"] == "0\n"
-    assert doc["runcmd"] == [["env", "SKYPLAN_SHUTDOWN=1", EXECUTOR_PATH]]
+    install, run = doc["runcmd"]
+    assert run == ["env", "SKYPLAN_SHUTDOWN=1", EXECUTOR_PATH]
+    assert install[:2] == ["sh", "-c"] and "command -v rclone" in install[2] and "install -y" in install[2]
     assert doc["power_state"]["mode"] == "poweroff"
 
 
@@ -205,7 +206,8 @@ def test_typical_task_fits_aws_with_room():
         storage="s3://bucket/skyplan/demo",
     )
     check_user_data("aws", text, task_name="full")
-    assert len(text) < USER_DATA_LIMITS["aws"] // 2
+    # rclone's remotes and checks cost ~1 KB; a typical task still leaves user text 40% of the limit.
+    assert len(text) < USER_DATA_LIMITS["aws"] * 3 // 5
 
 
 # --- real local runs -------------------------------------------------------------------------
@@ -485,117 +487,6 @@ def test_cloud_init_layout_that_cloud_targets_patch_is_stable():
         text.count("- path: /etc/skyplan/storage\n  permissions: '0644'\n  content: SKYPLAN_STORAGE_TOKEN\n")
         == 1
     )
-
-
-# --- cloud storage paths, against fake CLIs --------------------------------------------------
-
-# One fake for aws, gcloud and azcopy: it maps bucket URIs onto a local directory, performs the
-# copy the real CLI would, and records its argv, so the cloud code paths run for real here.
-FAKE_CLI = r"""
-import json, os, shutil, sys
-from pathlib import Path
-
-ROOT = Path(os.environ["FAKE_CLOUD_ROOT"])
-tool, args = Path(sys.argv[0]).name, sys.argv[1:]
-with open(ROOT / "calls.jsonl", "a") as f:
-    f.write(json.dumps({"tool": tool, "args": args, "azlogin": os.environ.get("AZCOPY_AUTO_LOGIN_TYPE")}) + "\n")
-
-def local(uri):
-    for scheme in ("s3://", "gs://", "https://"):
-        if uri.startswith(scheme):
-            return ROOT / "remote" / uri[len(scheme):].rstrip("/")
-    return Path(uri.rstrip("/") or "/")
-
-def sync(src, dst, delete):
-    if not src.is_dir():
-        sys.exit(0 if tool == "aws" else 1)  # aws syncs an empty prefix quietly
-    dst.mkdir(parents=True, exist_ok=True)
-    if delete:
-        for p in list(dst.rglob("*")):
-            if p.is_file() and not (src / p.relative_to(dst)).exists():
-                p.unlink()
-    shutil.copytree(src, dst, dirs_exist_ok=True)
-
-def cp(src, dst):
-    if not src.is_file():
-        sys.exit(1)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-
-plain = [a for a in args if not a.startswith("-")]
-flags = [a for a in args if a.startswith("-")]
-if tool == "aws":
-    assert plain[0] == "s3", args
-    op, src, dst = plain[1:4]
-    sync(local(src), local(dst), "--delete" in flags) if op == "sync" else cp(local(src), local(dst))
-elif tool == "gcloud":
-    assert plain[0] == "storage", args
-    op = plain[1]
-    if op == "ls":
-        base = local(plain[2].removesuffix("/**"))
-        sys.exit(0 if base.is_dir() and any(base.rglob("*")) else 1)
-    src, dst = plain[2:4]
-    if op == "rsync":
-        assert "--recursive" in flags, args
-        sync(local(src), local(dst), "--delete-unmatched-destination-objects" in flags)
-    else:
-        cp(local(src), local(dst))
-elif tool == "azcopy":
-    op, src, dst = plain[0:3]
-    if op == "sync":
-        assert "--recursive=true" in flags, args
-        sync(local(src), local(dst), "--delete-destination=true" in flags)
-    else:
-        cp(local(src), local(dst))
-"""
-
-
-@pytest.mark.parametrize(
-    ("base", "tool", "delete_flag"),
-    [
-        ("s3://bucket/runs/demo", "aws", "--delete"),
-        ("gs://bucket/runs/demo", "gcloud", "--delete-unmatched-destination-objects"),
-        ("https://acct.blob.core.windows.net/runs/demo", "azcopy", "--delete-destination=true"),
-    ],
-)
-def test_cloud_storage_round_trip_with_fake_clis(tmp_path, base, tool, delete_flag):
-    root = tmp_path / "cloud"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (root / "remote").mkdir(parents=True)
-    for name in ("aws", "gcloud", "azcopy"):
-        (bin_dir / name).write_text(f"#!{sys.executable}\n{FAKE_CLI}")
-        (bin_dir / name).chmod(0o755)
-    remote = root / "remote" / base.split("://", 1)[1]
-    # An upstream that succeeded, as it would be in the bucket.
-    (remote / "prep" / "outputs" / "sub").mkdir(parents=True)
-    (remote / "prep" / "outputs" / "sub" / "data.txt").write_text("rows\n")
-    (remote / "prep" / "status.json").write_text('{"task": "prep", "exit_code": 0, "stage": "run"}\n')
-    (remote / "train" / "outputs").mkdir(parents=True)
-    (remote / "train" / "outputs" / "stale.txt").write_text("from an earlier attempt")
-
-    task = make_task("train", run='cp "$SKYPLAN_INPUT_DIR/prep/sub/data.txt" "$SKYPLAN_OUTPUT_DIR/model.txt"')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYPLAN_", "AZCOPY_"))}
-    env.update(
-        SKYPLAN_STORAGE=base,
-        SKYPLAN_WORK_DIR=str(tmp_path / "work"),
-        SKYPLAN_SHUTDOWN="0",
-        FAKE_CLOUD_ROOT=str(root),
-        PATH=f"{bin_dir}:{os.environ['PATH']}",
-    )
-    script = write_script(tmp_path, task, upstream=["prep"])
-    result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-
-    assert sorted(p.name for p in (remote / "train" / "outputs").iterdir()) == ["model.txt"]
-    assert (remote / "train" / "outputs" / "model.txt").read_text() == "rows\n"
-    assert json.loads((remote / "train" / "status.json").read_text())["exit_code"] == 0
-    assert (remote / "train" / "log-tail.txt").exists()
-    calls = [json.loads(line) for line in (root / "calls.jsonl").read_text().splitlines()]
-    assert {c["tool"] for c in calls} == {tool}
-    assert any(delete_flag in c["args"] for c in calls)  # outputs are mirrored, not merged
-    if tool == "azcopy":
-        assert {c["azlogin"] for c in calls} == {"MSI"}  # the VM's managed identity, no keys
 
 
 def test_a_command_that_catches_sigterm_still_fails_the_task(tmp_path):

@@ -160,10 +160,8 @@ class LocalTarget(Target):
         return tuple(quotas)
 
     def storage_uri(self, base: str | None, plan_name: str) -> str:
-        # Relative file:// URIs are resolved against the output directory by `skyplan apply`.
-        if base and not base.startswith("file://"):
-            raise SkyplanError(f"storage {base!r}: the local target stages outputs in a directory "
-                               "(file://…); set `storage: file:///path` or leave it out")
+        # Relative file:// URIs are resolved against the output directory by `skyplan apply`. Any
+        # other scheme is moved by the executor's rclone, as on a VM, with this machine's login.
         return super().storage_uri(base, plan_name)
 
     def render_stack(self, ctx: StackContext) -> dict[str, str]:
