@@ -64,10 +64,7 @@ def test_outputs_inputs_workdir_and_mounts_move_through_every_store(tmp_path, st
     result = run(tmp_path, storage_uri, task, upstream=["prep"])
     assert result.returncode == 0, result.stderr
     assert json.loads(store.read("train/status.json"))["exit_code"] == 0
-    if "blob.core.windows.net" not in storage_uri:
-        # How `skyplan apply` polls cloud tasks. skyplan/runstate.py still reads Azure with
-        # DefaultAzureCredential only (no connection string) until it moves onto skyplan.storage.
-        assert read_status(storage_uri, "train")["exit_code"] == 0
+    assert read_status(storage_uri, "train")["exit_code"] == 0  # how `skyplan apply` polls cloud tasks
     assert sorted(store.list("train/outputs/")) == ["train/outputs/model.txt", "train/outputs/sum.txt"]
     assert store.read("train/outputs/sum.txt").decode().strip() == digest
     assert store.read("train/outputs/model.txt") == b"trained on rows\n"

@@ -57,10 +57,7 @@ def check_results(base: str) -> None:
 @pytest.mark.parametrize("server", [
     "s3_server",
     "gcs_server",
-    pytest.param("azurite_server", marks=pytest.mark.xfail(
-        strict=True, reason="skyplan/runstate.py, results.py and staging.py still reach Azure with "
-                            "DefaultAzureCredential only (no Azurite connection string) and staging refuses "
-                            "Azure; fixed when they move onto skyplan.storage (issue 10 item 1)")),
+    "azurite_server",
 ])
 def test_local_dag_with_its_storage_in_each_emulated_store(tmp_path, local_zones, storage_env, request, server):
     require_tool("rclone")
