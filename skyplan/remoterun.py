@@ -16,11 +16,10 @@ was killed stops renewing: once `expires` has passed, the next run takes the loc
 conditionally, so two takers cannot both win) and says so. The expiry is
 SKYPLAN_RUN_LOCK_TTL seconds (default 300): a queued CI job waits at most that long after a kill.
 
-The s3 and gcs backends keep run state remotely (through `skyplan.storage`, whose conditional
-writes are S3 `If-None-Match`/`If-Match` and GCS generation preconditions). With azurerm the run
-state stays in DIR (a warning says so) while the Terraform state is remote: Terraform locks azurerm
-state with an infinite blob lease, and a killed run's lease can only be broken by a lease-break call,
-which skyplan does not make on its own.
+Every backend keeps it through `skyplan.storage`, whose conditional writes are S3
+`If-None-Match`/`If-Match`, GCS generation preconditions and Azure Blob ETag conditions. Taking
+over a dead run's lock also releases the Terraform lock it left: S3's and GCS's lock objects are
+deleted, and the infinite lease Terraform's azurerm backend holds on a state blob is broken.
 """
 
 from __future__ import annotations
@@ -147,17 +146,17 @@ class RemoteRun:
         self._renewer.start()
 
     def _clear_terraform_locks(self) -> None:
-        """Remove the lock files (S3 `<key>.tflock`, GCS `<prefix>/default.tflock`) a killed run's Terraform left: only skyplan runs
-        Terraform on these stacks, and it holds the run lock, so nothing else can own them. Without
-        this every stack of the killed run would refuse `terraform plan` until a manual force-unlock."""
+        """Release the Terraform locks a killed run left (S3 `<key>.tflock`, GCS
+        `<prefix>/default.tflock`, the azurerm state blob's lease): only skyplan runs Terraform on
+        these stacks, and it holds the run lock, so nothing else can own them. Without this every
+        stack of the killed run would refuse `terraform plan` until a manual force-unlock."""
         from skyplan.targets import target_names
 
         for stack in target_names():
-            key = (f"{self.backend.stack_key(stack)}/default.tflock" if self.backend.kind == "gcs"
-                   else f"{self.backend.stack_key(stack)}.tflock")
-            if self.store.get(key) is not None:
-                self.store.delete(key)
-                sys.stderr.write(f"warning: removed the Terraform lock {key} the killed run left\n")
+            state = self.backend.stack_key(stack)
+            key = {"s3": f"{state}.tflock", "gcs": f"{state}/default.tflock", "azurerm": state}[self.backend.kind]
+            if self.store.storage.release_stale_lock(key):
+                sys.stderr.write(f"warning: released the Terraform lock on {key} the killed run left\n")
 
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 4):
@@ -237,10 +236,6 @@ def start(directory: Path, what: str) -> RemoteRun | None:
     backend = plan_backend(directory)
     if backend is None:
         return None
-    if backend.kind == "azurerm":
-        sys.stderr.write(f"warning: {backend.uri}: run state (events, lock, applied plan) stays in {directory}; "
-                         "only the s3 and gcs backends keep it remotely so far\n")
-        return None
     remote = RemoteRun(directory, backend, what)
     remote.acquire()
     try:
@@ -256,7 +251,7 @@ def refresh_local(directory: Path) -> list[str]:
     """Bring the remote run files into DIR without taking the lock (for `skyplan status` on a
     checkout that did not run the apply, or while a run elsewhere is still going). Returns them."""
     backend = plan_backend(directory)
-    if backend is None or backend.kind == "azurerm":
+    if backend is None:
         return []
     return RemoteRun(directory, backend, "status").pull()
 

@@ -78,3 +78,37 @@ def test_run_files_are_mirrored_and_pulled_into_a_fresh_directory(tmp_path: Path
     # A directory whose log is longer (the same runner resuming) keeps its own.
     (fresh / "events.jsonl").write_text('{"event": "run_started"}\n{"event": "run_finished"}\n')
     assert RemoteRun(fresh, backend, "apply").pull() == []
+
+
+def test_azurerm_run_state_takes_over_a_dead_lock_and_breaks_terraforms_lease(tmp_path: Path, azurite_server,
+                                                                               storage_env, monkeypatch, capsys):
+    """The azurerm backend's run state in Azure Blob (Azurite): a dead run's lock is taken over,
+    and the infinite lease Terraform's azurerm backend left on a state blob is broken, so the
+    next `terraform plan` is not refused by a lock nobody holds."""
+    from azure.storage.blob import BlobLeaseClient, BlobServiceClient
+
+    base = storage_env(azurite_server)  # https://devstoreaccount1.blob.core.windows.net/<container>/runs
+    account, container = base.split("://", 1)[1].split("/")[0].split(".")[0], base.split("/")[3]
+    monkeypatch.setenv("SKYPLAN_RUN_LOCK_TTL", str(TTL))
+    backend = Backend("azurerm", bucket=container, prefix="plans/p", account=account)
+    blobs = BlobServiceClient.from_connection_string(azurite_server.env["AZURE_STORAGE_CONNECTION_STRING"])
+    box = blobs.get_container_client(container)
+    state = box.upload_blob("plans/p/local/terraform.tfstate", b'{"version": 4}')
+    BlobLeaseClient(box.get_blob_client("plans/p/local/terraform.tfstate")).acquire(lease_duration=-1)
+    assert state is not None
+    dead = {"owner": "killed", "what": "apply", "host": "runner-1", "pid": 1, "since": time.time() - 60,
+            "expires": time.time() - 1}
+    box.upload_blob("plans/p/.skyplan/lock", json.dumps(dead).encode())
+
+    live = RemoteRun(tmp_path / "a", backend, "apply")
+    live.acquire()
+    try:
+        assert json.loads(box.download_blob("plans/p/.skyplan/lock").readall())["owner"] == live.owner
+        lease = box.get_blob_client("plans/p/local/terraform.tfstate").get_blob_properties().lease
+        assert lease.state in ("broken", "available"), lease.state
+        assert "released the Terraform lock on plans/p/local/terraform.tfstate" in capsys.readouterr().err
+        with pytest.raises(SkyplanError, match="remote lock"):
+            RemoteRun(tmp_path / "b", backend, "destroy").acquire()  # a live holder keeps it
+    finally:
+        live.release()
+    assert "plans/p/.skyplan/lock" not in [b.name for b in box.list_blobs()]

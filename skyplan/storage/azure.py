@@ -173,6 +173,23 @@ class AzureBlobStorage(Storage):
             raise self._error(key, "delete", exc) from None
         return True
 
+    def release_stale_lock(self, key: str) -> bool:
+        """Break the lease on blob `key` (Terraform's azurerm backend locks state by an infinite
+        lease on the state blob, which a killed Terraform never releases)."""
+        ResourceNotFoundError = self._import("azure.core.exceptions").ResourceNotFoundError
+        BlobLeaseClient = self._import("azure.storage.blob").BlobLeaseClient
+
+        blob = self.container.get_blob_client(self._object_name(key))
+        try:
+            if blob.get_blob_properties().lease.state != "leased":
+                return False
+            BlobLeaseClient(blob).break_lease(lease_break_period=0)
+        except ResourceNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._error(key, "break the lease of", exc) from None
+        return True
+
     def rclone_remote(self, key: str = "") -> tuple[dict[str, str], str]:
         env = {"RCLONE_CONFIG_SKYPLAN_AZ_TYPE": "azureblob"}
         endpoint = connection_setting("BlobEndpoint")

@@ -137,6 +137,15 @@ class Storage(ABC):
     def delete_versioned(self, key: str, if_version: str) -> bool:
         """Delete `key` only if it still has version `if_version`; whether it was deleted."""
 
+    def release_stale_lock(self, key: str) -> bool:
+        """Remove the lock a killed writer left on `key`; whether there was one. A lock object
+        (Terraform's S3 `<state>.tflock`, GCS `default.tflock`) is deleted; backends whose locks
+        are leases on the locked object itself (Azure Blob) break the lease instead."""
+        if self.read(key) is None:
+            return False
+        self.delete(key)
+        return True
+
     def delete_prefix(self, prefix: str) -> None:
         """Delete every object whose key starts with `prefix` (one call for a whole task's files)."""
         for key in self.list(prefix):
