@@ -148,37 +148,6 @@ esac
 """
 
 
-def test_bucket_mounts_are_copied_on_the_machine_not_staged(tmp_path, project):
-    """Bucket sources are not uploaded: the executor copies them with the machine's tools (here a
-    fake `aws`), a prefix as a directory and a single object as a file."""
-    fake_s3 = tmp_path / "fake-s3"
-    (fake_s3 / "my-data" / "raw dir" / "it's" / "sub").mkdir(parents=True)
-    (fake_s3 / "my-data" / "raw dir" / "it's" / "sub" / "a.txt").write_text("a\n")
-    (fake_s3 / "my-data" / "model.bin").write_bytes(b"\x00weights")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "aws").write_text(FAKE_AWS)
-    (bin_dir / "aws").chmod(0o755)
-    remote = tmp_path / "remote"
-    task = make_task(
-        file_mounts=(
-            (str(remote / "datasets"), "s3://my-data/raw dir/it's"),
-            (str(remote / "models" / "m.bin"), "s3://my-data/model.bin"),
-        ),
-        run="true",
-    )
-    assert staged_sources(task, project) == []
-    assert stage_task(task, spec_dir=project, storage=f"file://{tmp_path}/s", plan_name="demo") == []
-    script = executor_script(task, plan_name="demo", upstream=[])
-    assert "mount_source bucket 's3://my-data/raw dir/it'\"'\"'s' " in script
-    env = {"FAKE_S3": str(fake_s3), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    for _ in range(2):  # the second run finds the file and the directory in place
-        result = run_executor(task, tmp_path, tmp_path / "storage", env)
-        assert result.returncode == 0, result.stdout + result.stderr
-    assert (remote / "datasets" / "sub" / "a.txt").read_text() == "a\n"
-    assert (remote / "models" / "m.bin").read_bytes() == b"\x00weights"
-
-
 def test_missing_bucket_object_fails_at_inputs(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -322,4 +291,4 @@ def test_script_is_deterministic_and_fits_aws_user_data():
     first = executor_script(task, plan_name="demo", upstream=[])
     assert first == executor_script(task, plan_name="demo", upstream=[])
     user_data = cloud_init(first, task_name=task.name, plan_name="demo", storage="s3://b/runs")
-    assert len(user_data.encode()) < 16384 // 2
+    assert len(user_data.encode()) < 16384 * 3 // 5  # room left under AWS's limit (as tests/test_executor.py)
