@@ -47,8 +47,17 @@ Steps:
        stdin /dev/null, with the task's envs (passed through `env NAME=value`, so any name works
        and none touches the executor's own variables) plus SKYPLAN_TASK (the task's name),
        SKYPLAN_INPUT_DIR (`$WORK/inputs`), SKYPLAN_OUTPUT_DIR (`$WORK/outputs`),
-       SKYPLAN_NODE_RANK, SKYPLAN_NUM_NODES and SkyPilot's SKYPILOT_NODE_RANK /
-       SKYPILOT_NUM_NODES. Output goes to `$WORK/task.log` and is copied to stdout. A
+       SKYPLAN_NODE_RANK, SKYPLAN_NUM_NODES, SKYPLAN_NODE_IPS, SKYPLAN_NUM_GPUS_PER_NODE,
+       SKYPLAN_TASK_ID and the same values under SkyPilot's names (SKYPILOT_NODE_RANK, …):
+       NODE_IPS holds one address a line, rank 0 first, no trailing newline; NUM_GPUS_PER_NODE
+       is SKYPLAN_NUM_GPUS_PER_NODE (or /etc/skyplan/num-gpus) if set, else what `nvidia-smi -L`
+       lists, else 0; TASK_ID is `skyplan-<plan>_<task>_<first 12 hex of the result id>`, the same
+       on every node and attempt. Before setup, a multi-node task meets at a rendezvous: each
+       node writes its address (SKYPLAN_NODE_IP, else the first of `hostname -I`) to
+       `$SKYPLAN_STORAGE/<task>/rendezvous/<rank>` and waits until all ranks are there
+       (SKYPLAN_RENDEZVOUS_TIMEOUT seconds, default 900; then exit 66, stage "inputs"). `skyplan
+       apply` clears that prefix and `nodes/` before every start of the task. Output goes to
+       `$WORK/task.log` and is copied to stdout. A
        failing setup skips run. Signals: when the executor leads its own process group (local
        and ssh start it with setsid and stop it by signalling the group, TERM then KILL), the
        stages stay in that group, so nothing escapes a KILL; otherwise (cloud-init, by hand)
@@ -129,7 +138,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Names the executor sets for the user's commands. SKYPILOT_* is otherwise left to the user:
 # real SkyPilot files carry envs such as SKYPILOT_DOCKER_USERNAME.
 _RESERVED_PREFIX = "SKYPLAN_"
-_RESERVED_NAMES = frozenset({"SKYPILOT_NODE_RANK", "SKYPILOT_NUM_NODES"})
+_RESERVED_NAMES = frozenset({"SKYPILOT_NODE_RANK", "SKYPILOT_NUM_NODES", "SKYPILOT_NODE_IPS",
+                             "SKYPILOT_NUM_GPUS_PER_NODE", "SKYPILOT_TASK_ID"})
 # file_mounts sources the executor copies itself, with the machine's identity (the staging area's
 # schemes); every other `scheme://` is refused, and a path without one is a local path to stage.
 _BUCKET_SOURCE = re.compile(r"(s3://|gs://|https://[a-z0-9]+\.blob\.core\.windows\.net/)[^/]")
@@ -175,7 +185,7 @@ def _check_name(task: Task, kind: str, name: str) -> None:
     if name.startswith(_RESERVED_PREFIX) or name in _RESERVED_NAMES:
         raise RenderError(
             f"task {task.name!r}: {kind} name {name!r} is reserved: the executor sets SKYPLAN_* "
-            "and SKYPILOT_NODE_RANK / SKYPILOT_NUM_NODES itself"
+            "and SkyPilot's " + ", ".join(sorted(_RESERVED_NAMES)) + " itself"
         )
 
 

@@ -224,12 +224,15 @@ def write_result_id(storage: str, slug: str, rid: str | None) -> None:
 
 
 def prepare_task_storage(storage: str, slug: str, rid: str | None) -> None:
-    """Before a task (re)starts: forget its earlier status.json, so that only this start's status
-    counts, and write its result id. The same on every storage scheme."""
+    """Before a task (re)starts: forget its earlier status.json (every node's) and the node
+    addresses of its last rendezvous, so that only this start counts, and write its result id.
+    The same on every storage scheme."""
     from skyplan.storage import for_uri
 
     store = for_uri(storage)
     store.delete(f"{slug}/status.json")
+    store.delete_prefix(f"{slug}/nodes/")
+    store.delete_prefix(f"{slug}/rendezvous/")
     write_result_id(storage, slug, rid)
 
 

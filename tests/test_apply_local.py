@@ -568,3 +568,56 @@ tasks:
     second = "b" if first == "a" else "a"
     assert order.index(("task_started", second)) > order.index(("task_succeeded", first))
     assert_no_state(out)
+
+
+def test_a_three_node_task_meets_its_peers_and_every_rank_reaches_every_other(tmp_path, local_zones):
+    import socket
+
+    local_zones({"name": "local-1", "cpus": 4, "memory": 8})
+    mesh = tmp_path / "mesh"
+    mesh.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base = probe.getsockname()[1]
+    program = REPO / "tests" / "fixtures" / "node_mesh.py"
+    spec = write_spec(tmp_path / "mn.yaml", f"""\
+name: mn
+allowed: {{clouds: [local]}}
+tasks:
+  - name: mesh
+    num_nodes: 3
+    resources: {{cpus: 1}}
+    envs: {{MESH_DIR: {mesh}, MESH_PORT_BASE: "{base}"}}
+    run: {sys.executable} {program}
+    hours: 0.01
+""")
+    out = compile_dir(spec, tmp_path / "out")
+    outcome = apply_mod.apply(out, max_attempts=1)
+    assert outcome.ok, outcome
+    seen = [json.loads((mesh / f"rank-{r}.json").read_text()) for r in range(3)]
+    assert [s["heard"] for s in seen] == [[1, 2], [0, 2], [0, 1]]
+    assert all(s["ips"] == ["127.0.0.1"] * 3 for s in seen)
+    nodes = out / ".skyplan-storage" / "mn" / "mesh" / "nodes"
+    assert sorted(p.name for p in nodes.iterdir()) == ["1", "2"]  # every rank reported
+
+
+def test_a_failing_node_fails_its_multi_node_task_and_every_node_is_torn_down(tmp_path, local_zones):
+    local_zones({"name": "local-1", "cpus": 4, "memory": 8})
+    spec = write_spec(tmp_path / "mnf.yaml", """\
+name: mnf
+allowed: {clouds: [local]}
+tasks:
+  - name: mesh
+    num_nodes: 3
+    resources: {cpus: 1}
+    run: if [ "$SKYPILOT_NODE_RANK" = 2 ]; then exit 9; fi; sleep 300
+    hours: 0.01
+""")
+    out = compile_dir(spec, tmp_path / "out")
+    with pytest.raises(ApplyError, match="task 'mesh' failed .exit code 9.; machines destroyed"):
+        apply_mod.apply(out, max_attempts=1)
+    failed = events(out, "task_failed")
+    assert [(e["task"], e["exit_code"]) for e in failed] == [("mesh", 9)]
+    assert "node 2 failed with exit code 9" in failed[0]["log_tail"]
+    assert _run_sleeps(out) == []  # rank 0 and rank 1 were stopped, not left sleeping
+    assert_no_state(out)

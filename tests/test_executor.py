@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -198,16 +199,21 @@ def test_size_check_raises_on_aws_but_not_gcp():
     check_user_data("local", text, task_name="huge")  # no limit for local/ssh
 
 
-def test_typical_task_fits_aws_with_room():
+@pytest.mark.parametrize("num_nodes, share", [(1, 3 / 5), (2, 3 / 4)])
+def test_typical_task_fits_aws_with_room(num_nodes, share):
+    import dataclasses
+
+    task = dataclasses.replace(SAMPLE_TASKS[1], num_nodes=num_nodes)
     text = cloud_init(
-        executor_script(SAMPLE_TASKS[1], plan_name="demo", upstream=["prep"]),
+        executor_script(task, plan_name="demo", upstream=["prep"]),
         task_name="full",
         plan_name="demo",
         storage="s3://bucket/skyplan/demo",
     )
     check_user_data("aws", text, task_name="full")
-    # rclone's remotes and checks cost ~1 KB; a typical task still leaves user text 40% of the limit.
-    assert len(text) < USER_DATA_LIMITS["aws"] * 3 // 5
+    # rclone's remotes and checks cost ~1 KB, the multi-node rendezvous and peer watch ~1.5 KB; a
+    # typical task still leaves user text 40% of the limit (25% for a multi-node one).
+    assert len(text) < USER_DATA_LIMITS["aws"] * share
 
 
 # --- real local runs -------------------------------------------------------------------------
@@ -321,18 +327,54 @@ def test_bad_storage_is_a_config_error(tmp_path, storage_uri, needle):
     assert '"stage": "config"' in (tmp_path / "work" / "status.json").read_text()
 
 
+def start_node(script: Path, storage: Path, work: Path, rank: int, extra_env=None) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYPLAN_", "SKYPILOT_"))}
+    env.update(SKYPLAN_STORAGE=f"file://{storage}", SKYPLAN_WORK_DIR=str(work), SKYPLAN_SHUTDOWN="0",
+               SKYPLAN_NODE_RANK=str(rank), SKYPLAN_NODE_IP="127.0.0.1", **(extra_env or {}))
+    return subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
 def test_other_nodes_report_beside_node_zero_and_do_not_publish(tmp_path):
     storage = tmp_path / "storage"
     task = make_task("mn", run="echo $SKYPLAN_NODE_RANK > $SKYPLAN_OUTPUT_DIR/rank", num_nodes=2)
     script = write_script(tmp_path, task)
-    result = run_executor(script, storage, tmp_path / "w1", {"SKYPLAN_NODE_RANK": "1"})
-    assert result.returncode == 0
+    nodes = [start_node(script, storage, tmp_path / f"w{r}", r) for r in (1, 0)]
+    assert [p.wait(60) for p in nodes] == [0, 0]
     assert json.loads((storage / "mn" / "nodes" / "1" / "status.json").read_text())["node_rank"] == 1
-    assert not (storage / "mn" / "outputs").exists()
-    assert run_executor(script, storage, tmp_path / "w0").returncode == 0
     st = status(storage, "mn")
     assert st["node_rank"] == 0 and st["num_nodes"] == 2
-    assert (storage / "mn" / "outputs" / "rank").read_text() == "0\n"
+    assert (storage / "mn" / "outputs" / "rank").read_text() == "0\n"  # only node 0 publishes
+
+
+def test_nodes_meet_through_storage_and_every_rank_reaches_every_other(tmp_path):
+    storage, mesh = tmp_path / "storage", tmp_path / "mesh"
+    mesh.mkdir()
+    program = Path(__file__).parent / "fixtures" / "node_mesh.py"
+    with socket.socket() as probe:  # a free port range: the OS picks the base
+        probe.bind(("127.0.0.1", 0))
+        base = probe.getsockname()[1]
+    task = make_task("mesh", run=f"python3 {program}", num_nodes=3,
+                     envs=(("MESH_DIR", str(mesh)), ("MESH_PORT_BASE", str(base))))
+    script = write_script(tmp_path, task)
+    nodes = [start_node(script, storage, tmp_path / f"w{r}", r, {"SKYPLAN_NUM_GPUS_PER_NODE": "8"})
+             for r in (2, 0, 1)]  # started out of order: rank order comes from the rendezvous
+    assert [p.wait(120) for p in nodes] == [0, 0, 0], [p.stderr.read() for p in nodes]
+    seen = [json.loads((mesh / f"rank-{r}.json").read_text()) for r in range(3)]
+    assert [s["heard"] for s in seen] == [[1, 2], [0, 2], [0, 1]]
+    assert all(s["ips"] == ["127.0.0.1"] * 3 and s["gpus"] == "8" for s in seen)
+    assert len({s["task_id"] for s in seen}) == 1 and seen[0]["task_id"].startswith("skyplan-demo_mesh")
+    assert sorted(p.name for p in (storage / "mesh" / "rendezvous").iterdir()) == ["0", "1", "2"]
+
+
+def test_a_node_whose_peers_never_come_fails_at_inputs(tmp_path):
+    storage = tmp_path / "storage"
+    script = write_script(tmp_path, make_task("mn", run="touch $SKYPLAN_OUTPUT_DIR/ran", num_nodes=2))
+    node = start_node(script, storage, tmp_path / "w0", 0, {"SKYPLAN_RENDEZVOUS_TIMEOUT": "3"})
+    assert node.wait(60) == 66
+    assert "only 1 of 2 nodes published an address" in node.stderr.read()
+    st = status(storage, "mn")
+    assert st["stage"] == "inputs" and not (tmp_path / "w0" / "outputs" / "ran").exists()
 
 
 def test_shutdown_only_when_asked(tmp_path):
@@ -508,3 +550,17 @@ def test_a_command_that_catches_sigterm_still_fails_the_task(tmp_path):
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=20) == 143
     assert status(storage, "graceful")["exit_code"] == 143
+
+
+def test_a_failing_node_stops_node_zero_and_fails_the_task_with_its_code(tmp_path):
+    storage = tmp_path / "storage"
+    run = 'if [ "$SKYPILOT_NODE_RANK" = 1 ]; then exit 7; fi; sleep 120; touch "$SKYPLAN_OUTPUT_DIR/late"'
+    script = write_script(tmp_path, make_task("mn", run=run, num_nodes=2))
+    start = time.time()
+    nodes = [start_node(script, storage, tmp_path / f"w{r}", r) for r in (0, 1)]
+    assert [p.wait(90) for p in nodes] == [7, 7]
+    assert time.time() - start < 60  # node 0's sleep was cut short, not waited out
+    st = status(storage, "mn")
+    assert st["exit_code"] == 7 and st["stage"] == "run"
+    assert "node 1 failed with exit code 7" in nodes[0].stderr.read()
+    assert not (tmp_path / "w0" / "outputs" / "late").exists()

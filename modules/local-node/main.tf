@@ -32,6 +32,7 @@ resource "terraform_data" "node" {
       SKYPLAN_SHUTDOWN       = "0"
       SKYPLAN_NODE_RANK      = tostring(count.index)
       SKYPLAN_NUM_NODES      = tostring(var.num_nodes)
+      SKYPLAN_NODE_IP        = "127.0.0.1"
       SKYPLAN_PLAN           = var.plan
     }
   }
