@@ -291,4 +291,6 @@ def test_script_is_deterministic_and_fits_aws_user_data():
     first = executor_script(task, plan_name="demo", upstream=[])
     assert first == executor_script(task, plan_name="demo", upstream=[])
     user_data = cloud_init(first, task_name=task.name, plan_name="demo", storage="s3://b/runs")
-    assert len(user_data.encode()) < 16384 * 3 // 5  # room left under AWS's limit (as tests/test_executor.py)
+    # Room left under AWS's limit: a third of it for user text beside the executor, its staging
+    # code and SkyPilot's node variables (tests/test_executor.py bounds the plain task tighter).
+    assert len(user_data.encode()) < 16384 * 2 // 3
